@@ -1,0 +1,208 @@
+/* collect.c - `tokentrail collect`: flags and config file, start-up, and the
+ * SIGTERM shutdown sequence (stop accepting, drain, commit, close). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collector.h"
+#include "server.h"
+#include "tt_log.h"
+#include "tt_store.h"
+#include "tt_time.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "Usage: tokentrail collect [OPTIONS]\n"
+            "\n"
+            "Receive token and incident events over HTTP, validate and normalise them,\n"
+            "and commit them durably to SQLite. A 2xx answer means every accepted event\n"
+            "is on disk (fsynced). POST events to /v1/events; GET /healthz, /readyz and\n"
+            "/metrics for operations.\n"
+            "\n"
+            "Options (each overrides the same key of the config file):\n"
+            "  -c, --config FILE          YAML config file (keys below)\n"
+            "  -l, --listen HOST:PORT     address to serve on (default 127.0.0.1:8088)\n"
+            "  -d, --db PATH              SQLite database (default tokentrail.db)\n"
+            "      --max-body SIZE        body limit after decompression (default 8MiB)\n"
+            "      --ingest-token-file F  require Authorization: Bearer <token> with a token\n"
+            "                             from F (one per line; repeat for rotation)\n"
+            "      --tls-cert FILE        serve HTTPS with this PEM certificate\n"
+            "      --tls-key FILE         ... and this PEM private key\n"
+            "      --log-level LEVEL      error, warn, info (default) or debug\n"
+            "      --port-file FILE       write the bound port to FILE (useful with port 0)\n"
+            "  -h, --help                 show this help\n"
+            "\n"
+            "Config file keys:\n");
+    tt_config_print_help(tt_collect_config_table, fp);
+    fprintf(fp, "\nSee docs/collector.md for the API and docs/event-schema.md for events.\n");
+}
+
+/* A flag given on the command line, applied after the config file. */
+typedef struct flag_value {
+    const char *key;
+    const char *value;
+} flag_value;
+
+static int write_port_file(const char *path, unsigned port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL) {
+        return -1;
+    }
+    fprintf(fp, "%u\n", port);
+    if (fclose(fp) != 0) {
+        return -1;
+    }
+    /* rename makes the file appear whole: readers never see a partial port. */
+    return rename(tmp, path);
+}
+
+int tt_cmd_collect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"db", required_argument, NULL, 'd'},
+        {"max-body", required_argument, NULL, 'm'},
+        {"ingest-token-file", required_argument, NULL, 't'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"port-file", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    flag_value flags[64];
+    size_t nflags = 0;
+    const char *config_path = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:d:h", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'l': key = "listen"; break;
+        case 'd': key = "db"; break;
+        case 'm': key = "max_body"; break;
+        case 't': key = "auth.tokens_file"; break;
+        case 'C': key = "tls.cert"; break;
+        case 'K': key = "tls.key"; break;
+        case 'L': key = "log_level"; break;
+        case 'P': key = "port_file"; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            fprintf(stderr, "tokentrail collect: try 'tokentrail collect --help'\n");
+            return 2;
+        }
+        if (key) {
+            if (nflags == sizeof(flags) / sizeof(flags[0])) {
+                fprintf(stderr, "tokentrail collect: too many options\n");
+                return 2;
+            }
+            flags[nflags++] = (flag_value){key, optarg};
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tokentrail collect: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    tt_collect_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    char err[512];
+    int rc = 2;
+    tt_store *store = NULL;
+    tt_server *srv = NULL;
+    if (tt_config_defaults(tt_collect_config_table, &cfg, err, sizeof(err)) != 0 ||
+        (config_path && tt_config_load(tt_collect_config_table, &cfg, config_path, err,
+                                       sizeof(err)) != 0)) {
+        fprintf(stderr, "tokentrail collect: %s\n", err);
+        goto out;
+    }
+    /* Flags override the file; a repeated list flag replaces the file's list. */
+    int cleared_tokens = 0;
+    for (size_t i = 0; i < nflags; i++) {
+        if (strcmp(flags[i].key, "auth.tokens_file") == 0 && !cleared_tokens) {
+            tt_strlist_free(&cfg.auth_tokens_files);
+            cleared_tokens = 1;
+        }
+        char where[64];
+        snprintf(where, sizeof(where), "command line");
+        if (tt_config_set(tt_collect_config_table, &cfg, flags[i].key, flags[i].value, where, err,
+                          sizeof(err)) != 0) {
+            fprintf(stderr, "tokentrail collect: %s\n", err);
+            goto out;
+        }
+    }
+    tt_log_level lvl;
+    if (tt_log_level_parse(cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "tokentrail collect: log_level: '%s' is not error, warn, info or debug\n",
+                cfg.log_level);
+        goto out;
+    }
+    tt_log_set_level(lvl);
+
+    store = tt_store_open(cfg.db, NULL, err, sizeof(err));
+    if (store == NULL) {
+        tt_error("%s", err);
+        goto out;
+    }
+    srv = tt_server_start(&cfg, store, err, sizeof(err));
+    if (srv == NULL) {
+        tt_error("%s", err);
+        goto out;
+    }
+    unsigned port = tt_server_port(srv);
+    if (cfg.port_file && write_port_file(cfg.port_file, port) != 0) {
+        tt_error("port_file: cannot write %s", cfg.port_file);
+        goto out;
+    }
+    tt_info("tokentrail %s collecting on %s://%s (port %u), store %s%s", TT_VERSION,
+            cfg.tls_cert ? "https" : "http", cfg.listen, port, cfg.db,
+            cfg.auth_tokens_files.n + cfg.auth_fingerprints.n ? ", ingest auth on" : "");
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!stop_signal) {
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    tt_info("signal %d: no longer accepting; finishing requests in flight", (int)stop_signal);
+    tt_server_quiesce(srv);
+    int left = tt_server_drain(srv, cfg.shutdown_timeout_ms);
+    if (left > 0) {
+        tt_warn("%d requests still in flight after %lld ms; closing them", left,
+                (long long)cfg.shutdown_timeout_ms);
+    }
+    tt_server_stop(srv);
+    srv = NULL;
+    tt_store_close(store);
+    store = NULL;
+    tt_info("store closed; bye");
+    rc = left > 0 ? 1 : 0;
+
+out:
+    tt_server_stop(srv);
+    tt_store_close(store);
+    tt_config_free(tt_collect_config_table, &cfg);
+    return rc;
+}

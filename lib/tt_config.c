@@ -1,0 +1,386 @@
+/* tt_config.c - table-driven configuration from YAML (libyaml) and flags. */
+#include "tt_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "tt_time.h"
+
+#define CFG_MAX_KEY 256
+#define CFG_MAX_VALUE 4096
+#define CFG_MAX_DEPTH 8
+
+int tt_strlist_add(tt_strlist *l, const char *s)
+{
+    char *copy = strdup(s);
+    if (copy == NULL) {
+        return -1;
+    }
+    char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (v == NULL) {
+        free(copy);
+        return -1;
+    }
+    v[l->n++] = copy;
+    l->v = v;
+    return 0;
+}
+
+void tt_strlist_free(tt_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i]);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+int tt_parse_size(const char *s, int64_t *out)
+{
+    if (s == NULL || !isdigit((unsigned char)*s)) {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0) {
+        return -1;
+    }
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {{"", 1},          {"b", 1},        {"k", 1024},         {"kb", 1000},
+                 {"kib", 1024},    {"m", 1 << 20},  {"mb", 1000000},     {"mib", 1 << 20},
+                 {"g", 1ULL << 30}, {"gb", 1000000000ULL}, {"gib", 1ULL << 30}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > (unsigned long long)INT64_MAX / units[i].mult) {
+                return -1;
+            }
+            *out = (int64_t)(v * units[i].mult);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const tt_cfg_entry *cfg_find(const tt_cfg_entry *table, const char *key, const char **sub)
+{
+    *sub = NULL;
+    for (const tt_cfg_entry *e = table; e->key; e++) {
+        size_t kl = strlen(e->key);
+        if (e->type == TT_CFG_PASSMAP) {
+            if (strncmp(key, e->key, kl) == 0 && key[kl] == '.' && key[kl + 1] != '\0') {
+                *sub = key + kl + 1;
+                return e;
+            }
+        } else if (strcmp(key, e->key) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_int(const char *v, int64_t *out)
+{
+    if (*v == '\0') {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int set_entry(const tt_cfg_entry *e, void *obj, const char *sub, const char *value,
+                     const char *where, char *err, size_t errlen)
+{
+    char *field = (char *)obj + e->offset;
+    int64_t n = 0;
+    const char *what = NULL;
+
+    switch (e->type) {
+    case TT_CFG_STRING: {
+        char *copy = strdup(value);
+        if (copy == NULL) {
+            what = "out of memory";
+            break;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case TT_CFG_STRLIST:
+        if (tt_strlist_add((tt_strlist *)field, value) != 0) {
+            what = "out of memory";
+        }
+        break;
+    case TT_CFG_PASSMAP: {
+        char kv[CFG_MAX_KEY + CFG_MAX_VALUE + 2];
+        snprintf(kv, sizeof(kv), "%s=%s", sub, value);
+        if (tt_strlist_add((tt_strlist *)field, kv) != 0) {
+            what = "out of memory";
+        }
+        break;
+    }
+    case TT_CFG_BOOL: {
+        int b;
+        if (parse_bool(value, &b) != 0) {
+            what = "not a boolean (true/false)";
+            break;
+        }
+        *(int *)field = b;
+        return 0;
+    }
+    case TT_CFG_INT:
+        if (parse_int(value, &n) != 0) {
+            what = "not an integer";
+        }
+        break;
+    case TT_CFG_SIZE:
+        if (tt_parse_size(value, &n) != 0) {
+            what = "not a size (e.g. 8MiB, 512KiB, 1048576)";
+        }
+        break;
+    case TT_CFG_DURATION:
+        if (tt_time_parse_duration(value, &n) != 0) {
+            what = "not a duration (e.g. 250ms, 5s, 15m, 1h)";
+        }
+        break;
+    }
+    if (what == NULL && (e->type == TT_CFG_INT || e->type == TT_CFG_SIZE ||
+                         e->type == TT_CFG_DURATION)) {
+        if (n < e->min || n > e->max) {
+            snprintf(err, errlen, "%s: %s: out of range (%lld..%lld%s)", where, e->key,
+                     (long long)e->min, (long long)e->max,
+                     e->type == TT_CFG_SIZE ? " bytes" : e->type == TT_CFG_DURATION ? " ms" : "");
+            return -1;
+        }
+        *(int64_t *)field = n;
+        return 0;
+    }
+    if (what != NULL) {
+        snprintf(err, errlen, "%s: %s: %s", where, e->key, what);
+        return -1;
+    }
+    return 0;
+}
+
+int tt_config_set(const tt_cfg_entry *table, void *obj, const char *key, const char *value,
+                  const char *where, char *err, size_t errlen)
+{
+    const char *sub;
+    const tt_cfg_entry *e = cfg_find(table, key, &sub);
+    if (e == NULL) {
+        snprintf(err, errlen, "%s: unknown key '%.*s'", where, CFG_MAX_KEY, key);
+        return -1;
+    }
+    if (strlen(value) > CFG_MAX_VALUE) {
+        snprintf(err, errlen, "%s: %s: longer than %d bytes", where, key, CFG_MAX_VALUE);
+        return -1;
+    }
+    return set_entry(e, obj, sub, value, where, err, errlen);
+}
+
+int tt_config_defaults(const tt_cfg_entry *table, void *obj, char *err, size_t errlen)
+{
+    for (const tt_cfg_entry *e = table; e->key; e++) {
+        if (e->def != NULL && set_entry(e, obj, NULL, e->def, "default", err, errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void tt_config_free(const tt_cfg_entry *table, void *obj)
+{
+    for (const tt_cfg_entry *e = table; e->key; e++) {
+        char *field = (char *)obj + e->offset;
+        if (e->type == TT_CFG_STRING) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (e->type == TT_CFG_STRLIST || e->type == TT_CFG_PASSMAP) {
+            tt_strlist_free((tt_strlist *)field);
+        }
+    }
+}
+
+/* Walking state for one file. */
+typedef struct cfg_walk {
+    const tt_cfg_entry *table;
+    void *obj;
+    const char *path;
+    yaml_document_t *doc;
+    char *err;
+    size_t errlen;
+} cfg_walk;
+
+static int walk_mapping(cfg_walk *w, yaml_node_t *map, const char *prefix, int depth);
+
+static int walk_value(cfg_walk *w, const char *key, yaml_node_t *val, unsigned long line, int depth)
+{
+    char where[512];
+    snprintf(where, sizeof(where), "%s:%lu", w->path, line);
+    const char *sub;
+    const tt_cfg_entry *e = cfg_find(w->table, key, &sub);
+
+    if (val->type == YAML_MAPPING_NODE) {
+        /* A mapping is a section; it is only valid if some key lives below it. */
+        size_t kl = strlen(key);
+        int known = 0;
+        for (const tt_cfg_entry *t = w->table; t->key; t++) {
+            if ((strncmp(t->key, key, kl) == 0 && t->key[kl] == '.') ||
+                (t->type == TT_CFG_PASSMAP && strncmp(key, t->key, strlen(t->key)) == 0 &&
+                 key[strlen(t->key)] == '.') ||
+                (t->type == TT_CFG_PASSMAP && strcmp(key, t->key) == 0)) {
+                known = 1;
+                break;
+            }
+        }
+        if (!known) {
+            snprintf(w->err, w->errlen, "%s: unknown key '%s'", where, key);
+            return -1;
+        }
+        return walk_mapping(w, val, key, depth + 1);
+    }
+    if (e == NULL) {
+        snprintf(w->err, w->errlen, "%s: unknown key '%s'", where, key);
+        return -1;
+    }
+    if (val->type == YAML_SEQUENCE_NODE) {
+        if (e->type != TT_CFG_STRLIST) {
+            snprintf(w->err, w->errlen, "%s: %s: expected a single value, not a list", where, key);
+            return -1;
+        }
+        for (yaml_node_item_t *it = val->data.sequence.items.start;
+             it < val->data.sequence.items.top; it++) {
+            yaml_node_t *item = yaml_document_get_node(w->doc, *it);
+            if (item == NULL || item->type != YAML_SCALAR_NODE) {
+                snprintf(w->err, w->errlen, "%s: %s: list items must be plain values", where, key);
+                return -1;
+            }
+            snprintf(where, sizeof(where), "%s:%lu", w->path,
+                     (unsigned long)item->start_mark.line + 1);
+            if (tt_config_set(w->table, w->obj, key, (const char *)item->data.scalar.value, where,
+                              w->err, w->errlen) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    return tt_config_set(w->table, w->obj, key, (const char *)val->data.scalar.value, where,
+                         w->err, w->errlen);
+}
+
+static int walk_mapping(cfg_walk *w, yaml_node_t *map, const char *prefix, int depth)
+{
+    if (depth > CFG_MAX_DEPTH) {
+        snprintf(w->err, w->errlen, "%s:%lu: nested too deeply", w->path,
+                 (unsigned long)map->start_mark.line + 1);
+        return -1;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        if (k == NULL || v == NULL) {
+            continue;
+        }
+        unsigned long line = (unsigned long)k->start_mark.line + 1;
+        if (k->type != YAML_SCALAR_NODE) {
+            snprintf(w->err, w->errlen, "%s:%lu: keys must be plain words", w->path, line);
+            return -1;
+        }
+        char key[CFG_MAX_KEY];
+        int n = snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
+                         (const char *)k->data.scalar.value);
+        if (n < 0 || (size_t)n >= sizeof(key)) {
+            snprintf(w->err, w->errlen, "%s:%lu: key too long", w->path, line);
+            return -1;
+        }
+        if (walk_value(w, key, v, line, depth) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char *err,
+                   size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = -1;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(fp);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%lu:%lu: YAML error: %s", path,
+                 (unsigned long)parser.problem_mark.line + 1,
+                 (unsigned long)parser.problem_mark.column + 1,
+                 parser.problem ? parser.problem : "unknown");
+        yaml_parser_delete(&parser);
+        fclose(fp);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL) {
+        rc = 0; /* an empty file sets nothing */
+    } else if (root->type != YAML_MAPPING_NODE) {
+        snprintf(err, errlen, "%s:%lu: the top level must be a mapping of keys", path,
+                 (unsigned long)root->start_mark.line + 1);
+    } else {
+        cfg_walk w = {table, obj, path, &doc, err, errlen};
+        rc = walk_mapping(&w, root, "", 0);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+void tt_config_print_help(const tt_cfg_entry *table, void *fp)
+{
+    static const char *const tnames[] = {"string", "integer", "size", "duration",
+                                         "bool",   "list",    "map"};
+    for (const tt_cfg_entry *e = table; e->key; e++) {
+        fprintf((FILE *)fp, "  %-26s %-8s %s%s%s%s\n", e->type == TT_CFG_PASSMAP ? "kafka.*" : e->key,
+                tnames[e->type], e->help, e->def ? " (default " : "", e->def ? e->def : "",
+                e->def ? ")" : "");
+    }
+}

@@ -1,0 +1,65 @@
+/* tt_config.h - table-driven configuration: YAML files and command-line
+ * overrides. Each key has a type, default, bounds and help text; unknown keys
+ * are rejected with file:line (after Fluent Bit's config map and Redis'
+ * static config table). */
+#ifndef TT_CONFIG_H
+#define TT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    TT_CFG_STRING,    /* char *            */
+    TT_CFG_INT,       /* int64_t, bounded  */
+    TT_CFG_SIZE,      /* int64_t bytes: "8MiB", "512KiB", "1048576" */
+    TT_CFG_DURATION,  /* int64_t ms: "5s", "250ms", "1h30m" */
+    TT_CFG_BOOL,      /* int: true/false/yes/no/on/off */
+    TT_CFG_STRLIST,   /* tt_strlist: YAML sequence or one string; flags append */
+    TT_CFG_PASSMAP,   /* tt_strlist of "key=value": every key below this prefix
+                         is accepted as-is (e.g. kafka.* for librdkafka) */
+} tt_cfg_type;
+
+typedef struct tt_strlist {
+    char **v;
+    size_t n;
+} tt_strlist;
+
+typedef struct tt_cfg_entry {
+    const char *key;     /* dotted path, e.g. "auth.tokens_file" */
+    tt_cfg_type type;
+    const char *def;     /* default as text, or NULL for none */
+    int64_t min, max;    /* bounds for INT/SIZE/DURATION (after conversion) */
+    size_t offset;       /* where the value lives in the target struct */
+    const char *help;
+} tt_cfg_entry;
+
+/* Owns a copy of s. Returns 0 or -1 (out of memory). */
+int tt_strlist_add(tt_strlist *l, const char *s);
+void tt_strlist_free(tt_strlist *l);
+
+/* Parse a size such as "8MiB", "8M", "64k", "1048576". Returns 0 or -1. */
+int tt_parse_size(const char *s, int64_t *out);
+
+/* Apply every default of `table` (terminated by a NULL key) to obj. Returns 0
+ * or -1 with err filled (a bad default is a programming error). */
+int tt_config_defaults(const tt_cfg_entry *table, void *obj, char *err, size_t errlen);
+
+/* Set one key from text. `where` prefixes errors ("file.yaml:12" or
+ * "--listen"). Returns 0, or -1 with err = "<where>: <key>: <problem>". */
+int tt_config_set(const tt_cfg_entry *table, void *obj, const char *key, const char *value,
+                  const char *where, char *err, size_t errlen);
+
+/* Load a YAML mapping file into obj. Nested mappings form dotted keys.
+ * Unknown keys, wrong shapes and bad values are errors naming file:line.
+ * Returns 0, or -1 with err filled; obj may be partly set on failure (the
+ * caller frees it with tt_config_free either way). */
+int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char *err,
+                   size_t errlen);
+
+/* Free every string/list the table points at in obj. */
+void tt_config_free(const tt_cfg_entry *table, void *obj);
+
+/* Print "  key  (type, default X)  help" lines for --help. */
+void tt_config_print_help(const tt_cfg_entry *table, void *fp);
+
+#endif

@@ -1,0 +1,327 @@
+/* tt_ingest.c - request body to durable events and a per-event response. */
+#include "tt_ingest.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "tt_log.h"
+
+/* Everything one request accumulates before the single store write. */
+typedef struct ingest_ctx {
+    tt_event *events;       /* valid events, in order */
+    size_t *index;          /* their position in the request */
+    char **bodies;          /* their serialised form */
+    size_t n, cap;
+    size_t seen;            /* events seen so far (valid or not) */
+    tt_buf errors;          /* the "errors" array's items */
+    size_t n_errors;
+    tt_ingest_stats *stats;
+    int oom;
+} ingest_ctx;
+
+static void add_error(ingest_ctx *c, size_t index, const tt_event_error *e)
+{
+    c->stats->rejected[e->type][e->reason]++;
+    c->stats->n_rejected++;
+    if (c->n_errors >= TT_INGEST_MAX_ERRORS) {
+        return;
+    }
+    tt_buf *b = &c->errors;
+    int rc = tt_buf_printf(b, "%s{\"index\":%zu,\"id\":", c->n_errors ? "," : "", index);
+    if (e->id[0]) {
+        rc |= tt_buf_adds(b, "\"");
+        rc |= tt_buf_add_json_escaped(b, e->id);
+        rc |= tt_buf_adds(b, "\"");
+    } else {
+        rc |= tt_buf_adds(b, "null");
+    }
+    rc |= tt_buf_adds(b, ",\"error\":\"");
+    rc |= tt_buf_add_json_escaped(b, e->msg);
+    rc |= tt_buf_adds(b, "\"}");
+    if (rc != 0) {
+        c->oom = 1;
+    }
+    c->n_errors++;
+}
+
+static void add_event(ingest_ctx *c, size_t index, tt_event *ev)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        tt_event *e = realloc(c->events, cap * sizeof(*e));
+        if (e) {
+            c->events = e;
+        }
+        size_t *ix = realloc(c->index, cap * sizeof(*ix));
+        if (ix) {
+            c->index = ix;
+        }
+        char **bd = realloc(c->bodies, cap * sizeof(*bd));
+        if (bd) {
+            c->bodies = bd;
+        }
+        if (!e || !ix || !bd) {
+            c->oom = 1;
+            tt_event_clear(ev);
+            return;
+        }
+        c->cap = cap;
+    }
+    char *body = tt_event_dump(ev);
+    if (body == NULL) {
+        c->oom = 1;
+        tt_event_clear(ev);
+        return;
+    }
+    c->events[c->n] = *ev;
+    c->index[c->n] = index;
+    c->bodies[c->n] = body;
+    c->n++;
+}
+
+static void take_json(ingest_ctx *c, json_t *v)
+{
+    tt_event ev;
+    tt_event_error err;
+    size_t index = c->seen++;
+    if (tt_event_from_json(v, &ev, &err) == 0) {
+        add_event(c, index, &ev);
+    } else {
+        add_error(c, index, &err);
+    }
+}
+
+static void take_line(ingest_ctx *c, const char *p, size_t n)
+{
+    tt_event ev;
+    tt_event_error err;
+    size_t index = c->seen++;
+    if (tt_event_parse(p, n, &ev, &err) == 0) {
+        add_event(c, index, &ev);
+    } else {
+        add_error(c, index, &err);
+    }
+}
+
+static int blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Count NDJSON events (non-blank lines) without parsing them. */
+static size_t count_lines(const char *body, size_t len)
+{
+    size_t n = 0;
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl ? nl : end;
+        if (!blank(p, (size_t)(stop - p))) {
+            n++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return n;
+}
+
+static void set_error(tt_buf *resp, const char *msg)
+{
+    tt_buf_reset(resp);
+    tt_buf_adds(resp, "{\"error\":\"");
+    tt_buf_add_json_escaped(resp, msg);
+    tt_buf_adds(resp, "\"}");
+}
+
+static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, tt_body_format fmt,
+                                   tt_buf *resp)
+{
+    if (fmt == TT_BODY_NDJSON) {
+        if (count_lines(body, len) > TT_INGEST_MAX_EVENTS) {
+            set_error(resp, "body: more than 100000 events in one request");
+            return TT_INGEST_TOO_MANY;
+        }
+        const char *p = body, *end = body + len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *stop = nl ? nl : end;
+            if (!blank(p, (size_t)(stop - p))) {
+                take_line(c, p, (size_t)(stop - p));
+            }
+            p = nl ? nl + 1 : end;
+        }
+        return TT_INGEST_OK;
+    }
+
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        /* The whole body is one unparseable document: one rejection. */
+        tt_event_error e = {.reason = TT_REJ_PARSE, .type = TT_EV_UNKNOWN};
+        snprintf(e.msg, sizeof(e.msg), "json: %s at line %d column %d", jerr.text, jerr.line,
+                 jerr.column);
+        add_error(c, c->seen++, &e);
+        return TT_INGEST_OK;
+    }
+    if (json_is_array(root)) {
+        if (json_array_size(root) > TT_INGEST_MAX_EVENTS) {
+            json_decref(root);
+            set_error(resp, "body: more than 100000 events in one request");
+            return TT_INGEST_TOO_MANY;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(root, i, v) {
+            take_json(c, v);
+        }
+    } else {
+        take_json(c, root);
+    }
+    json_decref(root);
+    return TT_INGEST_OK;
+}
+
+tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, tt_body_format fmt,
+                                tt_buf *resp, tt_ingest_stats *stats)
+{
+    ingest_ctx c = {.stats = stats};
+    tt_buf_init(&c.errors, SIZE_MAX / 2);
+    tt_store_row *rows = NULL;
+    tt_ingest_status st = parse_body(&c, body, len, fmt, resp);
+
+    if (st == TT_INGEST_OK && c.seen == 0) {
+        set_error(resp, "body: no events (send one JSON event, a JSON array or NDJSON)");
+        st = TT_INGEST_EMPTY;
+    }
+    if (st == TT_INGEST_OK && c.oom) {
+        set_error(resp, "out of memory");
+        st = TT_INGEST_STORE_FAILED;
+    }
+    if (st == TT_INGEST_OK && c.n > 0) {
+        rows = calloc(c.n, sizeof(*rows));
+        if (rows == NULL) {
+            set_error(resp, "out of memory");
+            st = TT_INGEST_STORE_FAILED;
+        }
+    }
+    if (st == TT_INGEST_OK && c.n > 0) {
+        for (size_t i = 0; i < c.n; i++) {
+            tt_event *ev = &c.events[i];
+            rows[i] = (tt_store_row){.source = ev->source,
+                                     .id = ev->id,
+                                     .type = tt_event_type_name(ev->type),
+                                     .token_id = ev->token_id,
+                                     .incident_id = ev->incident_id,
+                                     .time_ms = ev->time_ms,
+                                     .body = c.bodies[i],
+                                     .body_len = strlen(c.bodies[i])};
+        }
+        char err[256];
+        if (tt_store_write(store, rows, c.n, err, sizeof(err)) != 0) {
+            char msg[320];
+            snprintf(msg, sizeof(msg), "store: %s; nothing was accepted, retry later", err);
+            set_error(resp, msg);
+            st = TT_INGEST_STORE_FAILED;
+        } else {
+            for (size_t i = 0; i < c.n; i++) {
+                if (rows[i].result == TT_STORE_INSERTED) {
+                    stats->accepted[c.events[i].type]++;
+                    stats->n_accepted++;
+                } else {
+                    stats->duplicates[c.events[i].type]++;
+                    stats->n_duplicates++;
+                }
+            }
+        }
+    }
+    if (st == TT_INGEST_OK) {
+        int rc = tt_buf_printf(resp, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[",
+                               stats->n_accepted, stats->n_duplicates, stats->n_rejected);
+        rc |= tt_buf_add(resp, c.errors.data ? c.errors.data : "", c.errors.len);
+        rc |= tt_buf_adds(resp, "]");
+        if (c.n_errors > TT_INGEST_MAX_ERRORS) {
+            rc |= tt_buf_adds(resp, ",\"errors_truncated\":true");
+        }
+        rc |= tt_buf_adds(resp, "}");
+        if (rc != 0) {
+            set_error(resp, "response too large");
+        }
+    }
+
+    for (size_t i = 0; i < c.n; i++) {
+        tt_event_clear(&c.events[i]);
+        free(c.bodies[i]);
+    }
+    free(rows);
+    free(c.events);
+    free(c.index);
+    free(c.bodies);
+    tt_buf_free(&c.errors);
+    return st;
+}
+
+struct tt_inflate {
+    z_stream zs;
+    int done;
+};
+
+tt_inflate *tt_inflate_new(void)
+{
+    tt_inflate *z = calloc(1, sizeof(*z));
+    if (z == NULL) {
+        return NULL;
+    }
+    /* 15 + 32: accept both gzip and zlib headers. */
+    if (inflateInit2(&z->zs, 15 + 32) != Z_OK) {
+        free(z);
+        return NULL;
+    }
+    return z;
+}
+
+int tt_inflate_feed(tt_inflate *z, const void *in, size_t n, tt_buf *out)
+{
+    z->zs.next_in = (Bytef *)(uintptr_t)in;
+    z->zs.avail_in = (uInt)n;
+    while (z->zs.avail_in > 0) {
+        if (z->done) {
+            return -1; /* trailing bytes after the gzip member */
+        }
+        unsigned char chunk[16384];
+        z->zs.next_out = chunk;
+        z->zs.avail_out = sizeof(chunk);
+        int rc = inflate(&z->zs, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+            return -1;
+        }
+        size_t got = sizeof(chunk) - z->zs.avail_out;
+        if (got > 0 && tt_buf_add(out, chunk, got) != 0) {
+            return -2;
+        }
+        if (rc == Z_STREAM_END) {
+            z->done = 1;
+        } else if (rc == Z_BUF_ERROR && got == 0) {
+            break;
+        }
+    }
+    return 0;
+}
+
+int tt_inflate_done(const tt_inflate *z)
+{
+    return z->done;
+}
+
+void tt_inflate_free(tt_inflate *z)
+{
+    if (z) {
+        inflateEnd(&z->zs);
+        free(z);
+    }
+}

@@ -1,0 +1,76 @@
+/* tt_store.h - the embedded event store: SQLite in WAL mode, fsync on every
+ * commit, with concurrent writers grouped into one commit (group commit). */
+#ifndef TT_STORE_H
+#define TT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tt_metrics.h"
+
+typedef struct tt_store tt_store;
+
+/* Most rows one group commit takes; more waiting rows go into the next. */
+#define TT_STORE_MAX_GROUP_ROWS 20000
+
+enum { TT_STORE_INSERTED = 1, TT_STORE_DUPLICATE = 2 };
+
+/* One event to persist. Strings are borrowed for the duration of the call. */
+typedef struct tt_store_row {
+    const char *source;
+    const char *id;
+    const char *type;
+    const char *token_id;     /* may be NULL */
+    const char *incident_id;  /* may be NULL */
+    int64_t time_ms;
+    const char *body;         /* the normalised CloudEvent JSON */
+    size_t body_len;
+    int result;               /* out: TT_STORE_INSERTED or TT_STORE_DUPLICATE */
+} tt_store_row;
+
+typedef struct tt_store_opts {
+    int readonly;               /* open for queries only; no writer thread */
+} tt_store_opts;
+
+/* Open (creating the schema when writable) and, when writable, start the
+ * writer thread. Returns NULL with err filled on any failure; nothing is left
+ * open then. */
+tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, size_t errlen);
+
+/* Persist n rows and block until they are durable (committed and fsynced) or
+ * the commit failed. Safe from many threads at once: rows of concurrent calls
+ * share one transaction. Returns 0 with rows[i].result set, or -1 with err
+ * filled, in which case none of these rows were committed. */
+int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t errlen);
+
+/* 1 while the writer is healthy (last commit succeeded, not closing). */
+int tt_store_ready(tt_store *s);
+
+/* Bytes on disk: database plus WAL. */
+int64_t tt_store_size_bytes(const tt_store *s);
+
+/* Commit statistics for metrics: group commits done, and their latency
+ * (insert + COMMIT + fsync). The histogram belongs to the store. */
+uint64_t tt_store_commits(const tt_store *s);
+const tt_histogram *tt_store_commit_hist(const tt_store *s);
+
+typedef struct tt_store_query {
+    const char *type;         /* NULL = any */
+    const char *token_id;
+    const char *incident_id;
+    int64_t since_ms;         /* inclusive; INT64_MIN = open */
+    int64_t until_ms;         /* exclusive; INT64_MAX = open */
+    int64_t limit;            /* <= 0 = no limit */
+} tt_store_query;
+
+/* Call cb for each matching event in event-time order (ties by arrival).
+ * cb returns 0 to continue, non-zero to stop. Returns the number of rows
+ * visited, or -1 with err filled. */
+int64_t tt_store_query_events(tt_store *s, const tt_store_query *q,
+                              int (*cb)(void *ctx, const char *body, size_t len), void *ctx,
+                              char *err, size_t errlen);
+
+/* Drain queued writes, stop the writer and close. Accepts NULL. */
+void tt_store_close(tt_store *s);
+
+#endif

@@ -1,0 +1,19 @@
+/* main.c - runs every unit suite; exit status is the number of failures (capped). */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(tt_time_suite());
+    srunner_add_suite(sr, tt_event_suite());
+    srunner_add_suite(sr, tt_buf_suite());
+    srunner_add_suite(sr, tt_config_suite());
+    srunner_add_suite(sr, tt_store_suite());
+    srunner_add_suite(sr, tt_ingest_suite());
+    srunner_add_suite(sr, tt_metrics_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,15 @@
+/* suites.h - every Check suite of the unit test runner (one per lib module). */
+#ifndef TT_SUITES_H
+#define TT_SUITES_H
+
+#include <check.h>
+
+Suite *tt_time_suite(void);
+Suite *tt_event_suite(void);
+Suite *tt_buf_suite(void);
+Suite *tt_config_suite(void);
+Suite *tt_store_suite(void);
+Suite *tt_ingest_suite(void);
+Suite *tt_metrics_suite(void);
+
+#endif
