@@ -70,3 +70,6 @@ format:
 
 clean:
 	rm -rf build bin
+
+build/rel/tt_micro: $(call obj,rel,$(LIB_SRC) tests/bench/micro.c)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)

@@ -471,8 +471,8 @@ static int do_field(const field_def *f, const json_t *v, json_t *out, data_state
 
     switch (f->kind) {
     case K_TOKEN_ID:
-        /* handled by do_token_id, which also looks at data.token */
-        return -1;
+        /* build_data routes this kind to do_token_id, which also reads data.token. */
+        return fail(err, TT_REJ_BAD_VALUE, path, "internal error");
     case K_STRING:
         if (get_string(v, path, f->max, err, NULL) != 0) {
             return -1;

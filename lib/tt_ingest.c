@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 
+#include "tt_json.h"
 #include "tt_log.h"
 
 /* Everything one request accumulates before the single store write. */
@@ -69,7 +70,11 @@ static void add_event(ingest_ctx *c, size_t index, tt_event *ev)
         }
         c->cap = cap;
     }
-    char *body = tt_event_dump(ev);
+    /* tt_json_dump: same bytes as tt_event_dump, several times faster. */
+    tt_buf out;
+    tt_buf_init(&out, SIZE_MAX / 2);
+    char *body = tt_json_dump(ev->json, &out) == 0 ? tt_buf_detach(&out) : NULL;
+    tt_buf_free(&out);
     if (body == NULL) {
         c->oom = 1;
         tt_event_clear(ev);
@@ -109,6 +114,16 @@ static int blank(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int blank_or_newlines(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n' && !blank(p + i, 1)) {
             return 0;
         }
     }
@@ -159,6 +174,9 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
         return TT_INGEST_OK;
     }
 
+    if (blank_or_newlines(body, len)) {
+        return TT_INGEST_OK; /* no events: the caller reports an empty body */
+    }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
@@ -245,7 +263,7 @@ tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, t
                                stats->n_accepted, stats->n_duplicates, stats->n_rejected);
         rc |= tt_buf_add(resp, c.errors.data ? c.errors.data : "", c.errors.len);
         rc |= tt_buf_adds(resp, "]");
-        if (c.n_errors > TT_INGEST_MAX_ERRORS) {
+        if (stats->n_rejected > c.n_errors) {
             rc |= tt_buf_adds(resp, ",\"errors_truncated\":true");
         }
         rc |= tt_buf_adds(resp, "}");

@@ -11,5 +11,6 @@ Suite *tt_config_suite(void);
 Suite *tt_store_suite(void);
 Suite *tt_ingest_suite(void);
 Suite *tt_metrics_suite(void);
+Suite *tt_json_suite(void);
 
 #endif

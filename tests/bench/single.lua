@@ -1,0 +1,25 @@
+-- single.lua - wrk: POST one unique ~400-byte event per request (keep-alive).
+package.path = package.path .. ";tests/bench/?.lua"
+local common = require("common")
+local threads_seen = 0
+local counter = 0
+local tid = 0
+
+function setup(thread)
+  threads_seen = threads_seen + 1
+  thread:set("tid", threads_seen)
+end
+
+function request()
+  counter = counter + 1
+  local body = common.event:gsub("@ID@", "s" .. tid .. "-" .. counter)
+  return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/json"}, body)
+end
+
+local bad = 0
+function response(status, headers, body)
+  if status ~= 200 or not body:find('"accepted":1,', 1, true) then
+    bad = bad + 1
+    if bad < 3 then io.stderr:write("unexpected response " .. status .. ": " .. body:sub(1, 200) .. "\n") end
+  end
+end

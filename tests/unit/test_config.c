@@ -1,0 +1,183 @@
+/* test_config.c - the config table: defaults, YAML files, errors with file:line. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "suites.h"
+#include "tt_config.h"
+
+typedef struct demo {
+    char *listen;
+    int64_t max_body;
+    int64_t timeout;
+    int64_t workers;
+    int verbose;
+    tt_strlist files;
+    tt_strlist kafka;
+} demo;
+
+static const tt_cfg_entry demo_table[] = {
+    {"listen", TT_CFG_STRING, "127.0.0.1:8088", 0, 0, offsetof(demo, listen), "address"},
+    {"max_body", TT_CFG_SIZE, "8MiB", 1024, INT64_C(1) << 30, offsetof(demo, max_body), "limit"},
+    {"net.timeout", TT_CFG_DURATION, "5s", 0, 86400000, offsetof(demo, timeout), "timeout"},
+    {"workers", TT_CFG_INT, "4", 1, 64, offsetof(demo, workers), "threads"},
+    {"verbose", TT_CFG_BOOL, "false", 0, 0, offsetof(demo, verbose), "chatty"},
+    {"auth.tokens_file", TT_CFG_STRLIST, NULL, 0, 0, offsetof(demo, files), "files"},
+    {"kafka", TT_CFG_PASSMAP, NULL, 0, 0, offsetof(demo, kafka), "librdkafka"},
+    {NULL, 0, NULL, 0, 0, 0, NULL},
+};
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+    snprintf(path, sizeof(path), "/tmp/tt_cfg_%d.yaml", (int)getpid());
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+START_TEST(config_defaults)
+{
+    demo d;
+    memset(&d, 0, sizeof(d));
+    char err[256];
+    ck_assert_int_eq(tt_config_defaults(demo_table, &d, err, sizeof(err)), 0);
+    ck_assert_str_eq(d.listen, "127.0.0.1:8088");
+    ck_assert_int_eq(d.max_body, 8 << 20);
+    ck_assert_int_eq(d.timeout, 5000);
+    ck_assert_int_eq(d.workers, 4);
+    ck_assert_int_eq(d.verbose, 0);
+    tt_config_free(demo_table, &d);
+}
+END_TEST
+
+START_TEST(config_load_nested_lists_and_passthrough)
+{
+    write_file("listen: 0.0.0.0:9000\n"
+               "max_body: 512KiB\n"
+               "net:\n"
+               "  timeout: 1h30m\n"
+               "verbose: yes\n"
+               "auth:\n"
+               "  tokens_file: [/a, /b]\n"
+               "kafka:\n"
+               "  brokers: 127.0.0.1:9092\n"
+               "  security.protocol: SASL_SSL\n"
+               "  sasl:\n"
+               "    mechanism: PLAIN\n");
+    demo d;
+    memset(&d, 0, sizeof(d));
+    char err[256] = "";
+    tt_config_defaults(demo_table, &d, err, sizeof(err));
+    ck_assert_msg(tt_config_load(demo_table, &d, path, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(d.listen, "0.0.0.0:9000");
+    ck_assert_int_eq(d.max_body, 512 * 1024);
+    ck_assert_int_eq(d.timeout, 5400000);
+    ck_assert_int_eq(d.verbose, 1);
+    ck_assert_uint_eq(d.files.n, 2);
+    ck_assert_str_eq(d.files.v[1], "/b");
+    ck_assert_uint_eq(d.kafka.n, 3);
+    ck_assert_str_eq(d.kafka.v[0], "brokers=127.0.0.1:9092");
+    ck_assert_str_eq(d.kafka.v[1], "security.protocol=SASL_SSL");
+    ck_assert_str_eq(d.kafka.v[2], "sasl.mechanism=PLAIN");
+    tt_config_free(demo_table, &d);
+    unlink(path);
+}
+END_TEST
+
+/* Each bad file and the exact error it must produce (with its line). */
+static const struct {
+    const char *yaml;
+    const char *err_suffix;
+} bad_files[] = {
+    {"listen: a:1\nlisten2: x\n", ":2: unknown key 'listen2'"},
+    {"net:\n  timeout: 5s\n  retries: 3\n", ":3: unknown key 'net.retries'"},
+    {"max_body: lots\n", ":1: max_body: not a size (e.g. 8MiB, 512KiB, 1048576)"},
+    {"max_body: 10\n", ":1: max_body: out of range (1024..1073741824 bytes)"},
+    {"workers: 0\n", ":1: workers: out of range (1..64)"},
+    {"workers: 3.5\n", ":1: workers: not an integer"},
+    {"verbose: maybe\n", ":1: verbose: not a boolean (true/false)"},
+    {"net:\n  timeout: soon\n", ":2: net.timeout: not a duration (e.g. 250ms, 5s, 15m, 1h)"},
+    {"listen: [a, b]\n", ":1: listen: expected a single value, not a list"},
+    {"bogus:\n  x: 1\n", ":1: unknown key 'bogus'"},
+    {"- a\n- b\n", ":1: the top level must be a mapping of keys"},
+    {"listen: \"unterminated\n", "YAML error: found unexpected end of stream"},
+};
+
+START_TEST(config_bad_files)
+{
+    write_file(bad_files[_i].yaml);
+    demo d;
+    memset(&d, 0, sizeof(d));
+    char err[256] = "";
+    tt_config_defaults(demo_table, &d, err, sizeof(err));
+    ck_assert_int_eq(tt_config_load(demo_table, &d, path, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, bad_files[_i].err_suffix) != NULL, "case %d: got '%s'", _i, err);
+    ck_assert_msg(strncmp(err, path, strlen(path)) == 0, "error must start with the file: %s", err);
+    tt_config_free(demo_table, &d);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(config_missing_file)
+{
+    demo d;
+    memset(&d, 0, sizeof(d));
+    char err[256];
+    ck_assert_int_eq(tt_config_load(demo_table, &d, "/nonexistent/x.yaml", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "/nonexistent/x.yaml: cannot open: No such file or directory");
+}
+END_TEST
+
+START_TEST(config_set_from_flag)
+{
+    demo d;
+    memset(&d, 0, sizeof(d));
+    char err[256];
+    tt_config_defaults(demo_table, &d, err, sizeof(err));
+    ck_assert_int_eq(tt_config_set(demo_table, &d, "listen", "[::1]:1", "--listen", err,
+                                   sizeof(err)), 0);
+    ck_assert_str_eq(d.listen, "[::1]:1");
+    ck_assert_int_eq(tt_config_set(demo_table, &d, "nope", "1", "--nope", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "--nope: unknown key 'nope'");
+    tt_config_free(demo_table, &d);
+}
+END_TEST
+
+static const struct {
+    const char *in;
+    int64_t out;
+    int rc;
+} sizes[] = {
+    {"1048576", 1048576, 0}, {"8MiB", 8 << 20, 0}, {"8M", 8 << 20, 0}, {"8MB", 8000000, 0},
+    {"64k", 65536, 0},       {"2GiB", INT64_C(2) << 30, 0}, {"", 0, -1}, {"MiB", 0, -1},
+    {"-1", 0, -1},           {"5 parsecs", 0, -1}, {"99999999999999999999", 0, -1},
+};
+
+START_TEST(config_sizes)
+{
+    int64_t v = -7;
+    ck_assert_int_eq(tt_parse_size(sizes[_i].in, &v), sizes[_i].rc);
+    if (sizes[_i].rc == 0) {
+        ck_assert_int_eq(v, sizes[_i].out);
+    }
+}
+END_TEST
+
+Suite *tt_config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("table");
+    tcase_add_test(tc, config_defaults);
+    tcase_add_test(tc, config_load_nested_lists_and_passthrough);
+    tcase_add_loop_test(tc, config_bad_files, 0, sizeof(bad_files) / sizeof(bad_files[0]));
+    tcase_add_test(tc, config_missing_file);
+    tcase_add_test(tc, config_set_from_flag);
+    tcase_add_loop_test(tc, config_sizes, 0, sizeof(sizes) / sizeof(sizes[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,1054 @@
+/* test_event.c - table-driven Check suite for tt_event: normalisation, rejections, hostile input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "suites.h"
+#include "tt_event.h"
+
+#define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#define FP_ABC "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define FP_EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Marker planted in hostile values; no error message may ever contain it. */
+#define SECRET "s3cr3t"
+
+/* ---- fixtures ---- */
+
+#define HDR(type) "\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"src\",\"type\":\"" type "\",\"time\":0"
+#define EV(type, data) "{" HDR(type) ",\"data\":{" data "}}"
+
+/* Output header for HDR(type) */
+#define OHDR(type)                                                                               \
+    "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"src\",\"type\":\"" type                 \
+    "\",\"time\":\"1970-01-01T00:00:00.000Z\",\"datacontenttype\":\"application/json\""
+#define OEV(type, data) OHDR(type) ",\"data\":{" data "}}"
+
+/* The smallest valid event of each type; mutation tests start from these. */
+static const char *const base_event[TT_EV__COUNT] = {
+    [TT_EV_TOKEN_ISSUED] = EV("token.issued", "\"token_id\":\"t1\",\"client_id\":\"c1\",\"scopes\":"
+                                              "\"read\",\"issued_at\":0,\"expires_at\":1"),
+    [TT_EV_TOKEN_USED] = EV("token.used", "\"token_id\":\"t1\",\"resource\":\"api\""),
+    [TT_EV_TOKEN_REVOKED] = EV("token.revoked", "\"token_id\":\"t1\""),
+    [TT_EV_INCIDENT_OPENED] = EV("incident.opened", "\"incident_id\":\"I1\",\"severity\":\"high\","
+                                                    "\"services\":[\"api\"],\"opened_at\":0"),
+    [TT_EV_INCIDENT_RESOLVED] = EV("incident.resolved", "\"incident_id\":\"I1\",\"resolved_at\":0"),
+};
+
+static json_t *load(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    ck_assert_msg(j != NULL, "fixture does not parse: %s (%s)", text, jerr.text);
+    return j;
+}
+
+/* ---- valid events and their exact canonical output ---- */
+
+typedef struct {
+    const char *in;
+    const char *out;
+    tt_event_type type;
+    const char *token_id;    /* expected ev->token_id or NULL */
+    const char *incident_id; /* expected ev->incident_id or NULL */
+    int64_t time_ms;
+} ok_case;
+
+static const ok_case ok_cases[] = {
+    /* every token.issued field, scrambled order, extensions, offset time */
+    {"{\"data\":{\"incident_id\":\"INC-7\",\"expires_at\":\"2026-11-22T08:47:51Z\","
+     "\"issued_at\":1795333671,\"grant_type\":\"client_credentials\","
+     "\"audience\":\"https://api.example\",\"scopes\":\"repo:write  read repo:write\","
+     "\"subject\":\"alice@example.com\",\"client_id\":\"ci-bot\",\"token_id\":\"tok-1\"},"
+     "\"zeta\":true,\"alpha\":3,\"pi\":1.5,\"mid\":\"x\",\"subject\":\"alice\","
+     "\"time\":\"2026-11-22T08:47:51.123+01:00\",\"type\":\"token.issued\","
+     "\"source\":\"//idp.example/oauth\",\"id\":\"ev-1\",\"specversion\":\"1.0\","
+     "\"datacontenttype\":\"application/json\"}",
+     "{\"specversion\":\"1.0\",\"id\":\"ev-1\",\"source\":\"//idp.example/oauth\","
+     "\"type\":\"token.issued\",\"time\":\"2026-11-22T07:47:51.123Z\",\"subject\":\"alice\","
+     "\"datacontenttype\":\"application/json\",\"alpha\":3,\"mid\":\"x\",\"pi\":1.5,\"zeta\":true,"
+     "\"data\":{\"token_id\":\"tok-1\",\"client_id\":\"ci-bot\",\"subject\":\"alice@example.com\","
+     "\"scopes\":[\"read\",\"repo:write\"],\"audience\":[\"https://api.example\"],"
+     "\"grant_type\":\"client_credentials\",\"token_type\":\"access\","
+     "\"issued_at\":\"2026-11-22T07:47:51.000Z\",\"expires_at\":\"2026-11-22T08:47:51.000Z\","
+     "\"incident_id\":\"INC-7\"}}",
+     TT_EV_TOKEN_ISSUED, "tok-1", "INC-7", INT64_C(1795333671123)},
+    /* minimal token.issued: token_type defaults to access, empty scope list is legal */
+    {EV("token.issued", "\"token_id\":\"t1\",\"client_id\":\"c1\",\"scopes\":\"\",\"issued_at\":0,"
+                        "\"expires_at\":0,\"token_type\":\"refresh\""),
+     OEV("token.issued", "\"token_id\":\"t1\",\"client_id\":\"c1\",\"scopes\":[],"
+                         "\"token_type\":\"refresh\",\"issued_at\":\"1970-01-01T00:00:00.000Z\","
+                         "\"expires_at\":\"1970-01-01T00:00:00.000Z\""),
+     TT_EV_TOKEN_ISSUED, "t1", NULL, 0},
+    /* token.used with a raw token: fingerprinted, `token` dropped */
+    {EV("token.used", "\"ip\":\"2001:db8::1\",\"status\":200,\"path\":\"/v1/repos\","
+                      "\"method\":\"GET\",\"resource\":\"api.example\",\"scopes\":[\"read\"],"
+                      "\"client_id\":\"ci-bot\",\"token\":\"abc\""),
+     OEV("token.used", "\"token_id\":\"" FP_ABC "\",\"client_id\":\"ci-bot\",\"scopes\":[\"read\"],"
+                       "\"resource\":\"api.example\",\"method\":\"GET\",\"path\":\"/v1/repos\","
+                       "\"status\":200,\"ip\":\"2001:db8::1\""),
+     TT_EV_TOKEN_USED, FP_ABC, NULL, 0},
+    /* token and a matching token_id */
+    {EV("token.used", "\"token_id\":\"" FP_ABC "\",\"token\":\"abc\",\"resource\":\"r\","
+                      "\"ip\":\"192.0.2.7\""),
+     OEV("token.used", "\"token_id\":\"" FP_ABC "\",\"resource\":\"r\",\"ip\":\"192.0.2.7\""),
+     TT_EV_TOKEN_USED, FP_ABC, NULL, 0},
+    /* token.revoked */
+    {EV("token.revoked", "\"actor\":\"sec-bot\",\"reason\":\"leaked\",\"incident_id\":\"INC-7\","
+                         "\"token_type\":\"refresh\",\"token_id\":\"" FP_EMPTY "\""),
+     OEV("token.revoked", "\"token_id\":\"" FP_EMPTY "\",\"token_type\":\"refresh\","
+                          "\"incident_id\":\"INC-7\",\"reason\":\"leaked\",\"actor\":\"sec-bot\""),
+     TT_EV_TOKEN_REVOKED, FP_EMPTY, "INC-7", 0},
+    /* incident.opened: services sorted and de-duplicated */
+    {EV("incident.opened", "\"opened_at\":\"2026-11-22T07:00:00Z\",\"services\":[\"payments\","
+                           "\"api\",\"payments\"],\"severity\":\"high\",\"title\":\"Leaked CI token\","
+                           "\"incident_id\":\"INC-7\""),
+     OEV("incident.opened", "\"incident_id\":\"INC-7\",\"title\":\"Leaked CI token\","
+                            "\"severity\":\"high\",\"services\":[\"api\",\"payments\"],"
+                            "\"opened_at\":\"2026-11-22T07:00:00.000Z\""),
+     TT_EV_INCIDENT_OPENED, NULL, "INC-7", 0},
+    /* incident.resolved, epoch ms time, dataschema kept */
+    {"{\"specversion\":\"1.0\",\"id\":\"e2\",\"source\":\"s\",\"type\":\"incident.resolved\","
+     "\"time\":\"1795333671123\",\"dataschema\":\"https://x/schema.json\","
+     "\"data\":{\"resolved_at\":1795333671123,\"incident_id\":\"INC-7\",\"services\":[]}}",
+     "{\"specversion\":\"1.0\",\"id\":\"e2\",\"source\":\"s\",\"type\":\"incident.resolved\","
+     "\"time\":\"2026-11-22T07:47:51.123Z\",\"datacontenttype\":\"application/json\","
+     "\"dataschema\":\"https://x/schema.json\",\"data\":{\"incident_id\":\"INC-7\",\"services\":[],"
+     "\"resolved_at\":\"2026-11-22T07:47:51.123Z\"}}",
+     TT_EV_INCIDENT_RESOLVED, NULL, "INC-7", INT64_C(1795333671123)},
+};
+
+static void check_ok(const ok_case *c, tt_event *ev)
+{
+    char *dump = tt_event_dump(ev);
+    ck_assert_ptr_nonnull(dump);
+    ck_assert_str_eq(dump, c->out);
+    free(dump);
+    ck_assert_int_eq(ev->type, c->type);
+    ck_assert_ptr_nonnull(ev->json);
+    ck_assert_str_eq(ev->id, json_string_value(json_object_get(ev->json, "id")));
+    ck_assert_str_eq(ev->source, json_string_value(json_object_get(ev->json, "source")));
+    ck_assert_int_eq(ev->time_ms, c->time_ms);
+    if (c->token_id == NULL) {
+        ck_assert_ptr_null(ev->token_id);
+    } else {
+        ck_assert_str_eq(ev->token_id, c->token_id);
+    }
+    if (c->incident_id == NULL) {
+        ck_assert_ptr_null(ev->incident_id);
+    } else {
+        ck_assert_str_eq(ev->incident_id, c->incident_id);
+    }
+}
+
+START_TEST(test_valid_from_json)
+{
+    const ok_case *c = &ok_cases[_i];
+    json_t *in = load(c->in);
+    tt_event ev;
+    tt_event_error err;
+    int rc = tt_event_from_json(in, &ev, &err);
+    json_decref(in);
+    ck_assert_msg(rc == 0, "rejected: %s", err.msg);
+    check_ok(c, &ev);
+    tt_event_clear(&ev);
+    ck_assert_ptr_null(ev.json);
+}
+END_TEST
+
+START_TEST(test_valid_parse)
+{
+    const ok_case *c = &ok_cases[_i];
+    tt_event ev;
+    tt_event_error err;
+    int rc = tt_event_parse(c->in, strlen(c->in), &ev, &err);
+    ck_assert_msg(rc == 0, "rejected: %s", err.msg);
+    check_ok(c, &ev);
+    tt_event_clear(&ev);
+}
+END_TEST
+
+/* The output is itself a valid event and normalising it changes nothing. */
+START_TEST(test_valid_idempotent)
+{
+    const ok_case *c = &ok_cases[_i];
+    tt_event ev;
+    tt_event ev2;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_parse(c->in, strlen(c->in), &ev, &err), 0);
+    char *dump = tt_event_dump(&ev);
+    ck_assert_int_eq(tt_event_parse(dump, strlen(dump), &ev2, &err), 0);
+    char *dump2 = tt_event_dump(&ev2);
+    ck_assert_str_eq(dump2, dump);
+    free(dump);
+    free(dump2);
+    tt_event_clear(&ev);
+    tt_event_clear(&ev2);
+}
+END_TEST
+
+/* ---- list normalisation ---- */
+
+typedef struct {
+    const char *field;
+    const char *value; /* JSON */
+    const char *out;   /* JSON of the normalised array */
+} list_case;
+
+static const list_case list_cases[] = {
+    {"scopes", "\"b a  a c\"", "[\"a\",\"b\",\"c\"]"},
+    {"scopes", "\"  read   write  \"", "[\"read\",\"write\"]"},
+    {"scopes", "\"\"", "[]"},
+    {"scopes", "\"   \"", "[]"},
+    {"scopes", "[]", "[]"},
+    {"scopes", "[\"b\",\"a\",\"b\"]", "[\"a\",\"b\"]"},
+    {"scopes", "\"abc ab a\"", "[\"a\",\"ab\",\"abc\"]"},
+    {"scopes", "\"b B a A\"", "[\"A\",\"B\",\"a\",\"b\"]"},
+    {"scopes", "\"!#[]~ repo:status user:email\"", "[\"!#[]~\",\"repo:status\",\"user:email\"]"},
+    {"scopes", "\"https://graph.example/.default\"", "[\"https://graph.example/.default\"]"},
+    {"audience", "\"https://api.example\"", "[\"https://api.example\"]"},
+    {"audience", "\"a b\"", "[\"a b\"]"},
+    {"audience", "[\"z\",\"y\",\"z\",\"x\"]", "[\"x\",\"y\",\"z\"]"},
+    {"audience", "[]", "[]"},
+};
+
+START_TEST(test_list_normalisation)
+{
+    const list_case *c = &list_cases[_i];
+    json_t *in = load(base_event[TT_EV_TOKEN_ISSUED]);
+    json_t *value = load(c->value);
+    json_object_set_new(json_object_get(in, "data"), c->field, value);
+    tt_event ev;
+    tt_event_error err;
+    int rc = tt_event_from_json(in, &ev, &err);
+    json_decref(in);
+    ck_assert_msg(rc == 0, "%s=%s rejected: %s", c->field, c->value, err.msg);
+    char *got = json_dumps(json_object_get(json_object_get(ev.json, "data"), c->field),
+                           JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_str_eq(got, c->out);
+    free(got);
+    tt_event_clear(&ev);
+}
+END_TEST
+
+/* ---- the raw token is fingerprinted and wiped from the input ---- */
+
+typedef struct {
+    const char *in;
+    int rc;
+} wipe_case;
+
+static const wipe_case wipe_cases[] = {
+    {EV("token.used", "\"token\":\"abc\",\"resource\":\"r\""), 0},
+    /* rejected events must not keep the secret either */
+    {EV("token.used", "\"token\":\"abc\",\"resource\":\"r\",\"access_token\":\"x\""), -1},
+    {EV("token.used", "\"token\":\"abc\",\"token_id\":\"t1\",\"resource\":\"r\""), -1},
+    {EV("token.used", "\"token\":\"abc\""), -1},
+    {"{\"specversion\":\"0.3\",\"data\":{\"token\":\"abc\"}}", -1},
+};
+
+START_TEST(test_token_wiped)
+{
+    const wipe_case *c = &wipe_cases[_i];
+    json_t *in = load(c->in);
+    const json_t *tok = json_object_get(json_object_get(in, "data"), "token");
+    ck_assert_str_eq(json_string_value(tok), "abc");
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_from_json(in, &ev, &err), c->rc);
+    /* same object, same length, every byte zero */
+    ck_assert_ptr_eq(json_object_get(json_object_get(in, "data"), "token"), tok);
+    ck_assert_uint_eq(json_string_length(tok), 3);
+    const char *bytes = json_string_value(tok);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(bytes[i], 0);
+    }
+    if (c->rc == 0) {
+        ck_assert_str_eq(ev.token_id, FP_ABC);
+        char *dump = tt_event_dump(&ev);
+        ck_assert_ptr_null(strstr(dump, "\"token\""));
+        ck_assert_ptr_null(strstr(dump, "abc"));
+        free(dump);
+    }
+    tt_event_clear(&ev);
+    json_decref(in);
+}
+END_TEST
+
+typedef struct {
+    const char *in;
+    size_t len;
+    const char *fp;
+} fp_case;
+
+static const fp_case fp_cases[] = {
+    {"abc", 3, FP_ABC},
+    {"", 0, FP_EMPTY},
+    {"abcdef", 3, FP_ABC},
+};
+
+START_TEST(test_fingerprint)
+{
+    const fp_case *c = &fp_cases[_i];
+    char out[TT_FINGERPRINT_BUFSZ];
+    tt_fingerprint(c->in, c->len, out);
+    ck_assert_str_eq(out, c->fp);
+    ck_assert_int_eq(tt_is_fingerprint(out), 1);
+}
+END_TEST
+
+typedef struct {
+    const char *s;
+    int want;
+} isfp_case;
+
+static const isfp_case isfp_cases[] = {
+    {FP_ABC, 1},
+    {FP_EMPTY, 1},
+    {"sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", 0},
+    {"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a", 0},
+    {FP_ABC "0", 0},
+    {"sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ag", 0},
+    {"sha1:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 0},
+    {"sha256:", 0},
+    {"", 0},
+    {NULL, 0},
+};
+
+START_TEST(test_is_fingerprint)
+{
+    ck_assert_int_eq(tt_is_fingerprint(isfp_cases[_i].s), isfp_cases[_i].want);
+}
+END_TEST
+
+/* ---- mutations of the base events: every field, wrong type / missing / bad ---- */
+
+enum where { TOP, DATA };
+
+typedef struct {
+    tt_event_type base;
+    enum where where;
+    const char *key;
+    const char *value; /* JSON text; NULL deletes the key */
+    int reason;        /* expected TT_REJ_*, or -1 for "accepted" */
+    const char *msg;
+} mut_case;
+
+#define OK (-1)
+
+static const mut_case mut_cases[] = {
+    /* specversion */
+    {TT_EV_TOKEN_USED, TOP, "specversion", NULL, TT_REJ_MISSING, "specversion: missing"},
+    {TT_EV_TOKEN_USED, TOP, "specversion", "1.0", TT_REJ_WRONG_TYPE, "specversion: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "specversion", "\"0.3\"", TT_REJ_BAD_VALUE, "specversion: must be \"1.0\""},
+    {TT_EV_TOKEN_USED, TOP, "specversion", "\"1.0 \"", TT_REJ_BAD_VALUE, "specversion: must be \"1.0\""},
+    /* id */
+    {TT_EV_TOKEN_USED, TOP, "id", NULL, TT_REJ_MISSING, "id: missing"},
+    {TT_EV_TOKEN_USED, TOP, "id", "7", TT_REJ_WRONG_TYPE, "id: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "id", "\"\"", TT_REJ_BAD_VALUE, "id: empty"},
+    {TT_EV_TOKEN_USED, TOP, "id", "null", TT_REJ_WRONG_TYPE, "id: not a string"},
+    /* source */
+    {TT_EV_TOKEN_USED, TOP, "source", NULL, TT_REJ_MISSING, "source: missing"},
+    {TT_EV_TOKEN_USED, TOP, "source", "[]", TT_REJ_WRONG_TYPE, "source: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "source", "\"\"", TT_REJ_BAD_VALUE, "source: empty"},
+    /* type */
+    {TT_EV_TOKEN_USED, TOP, "type", NULL, TT_REJ_MISSING, "type: missing"},
+    {TT_EV_TOKEN_USED, TOP, "type", "3", TT_REJ_WRONG_TYPE, "type: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "type", "\"token.foo\"", TT_REJ_UNKNOWN_TYPE,
+     "type: unknown event type \"token.foo\""},
+    {TT_EV_TOKEN_USED, TOP, "type", "\"\"", TT_REJ_UNKNOWN_TYPE, "type: unknown event type \"\""},
+    {TT_EV_TOKEN_USED, TOP, "type", "\"Token.Used\"", TT_REJ_UNKNOWN_TYPE,
+     "type: unknown event type \"Token.Used\""},
+    {TT_EV_TOKEN_USED, TOP, "type", "\"tok\\u00e9n\\n\\\"x\\\\\"", TT_REJ_UNKNOWN_TYPE,
+     "type: unknown event type \"tok??n??x?\""},
+    {TT_EV_TOKEN_USED, TOP, "type",
+     "\"0123456789012345678901234567890123456789012345678901234567890123456789\"",
+     TT_REJ_UNKNOWN_TYPE,
+     "type: unknown event type \"0123456789012345678901234567890123456789012345678901234567890123\""},
+    /* time */
+    {TT_EV_TOKEN_USED, TOP, "time", NULL, TT_REJ_MISSING, "time: missing"},
+    {TT_EV_TOKEN_USED, TOP, "time", "true", TT_REJ_TIMESTAMP, "time: not a timestamp"},
+    {TT_EV_TOKEN_USED, TOP, "time", "\"yesterday\"", TT_REJ_TIMESTAMP, "time: not a timestamp"},
+    {TT_EV_TOKEN_USED, TOP, "time", "\"2025-02-29T00:00:00Z\"", TT_REJ_TIMESTAMP,
+     "time: not a timestamp"},
+    {TT_EV_TOKEN_USED, TOP, "time", "-1", TT_REJ_TIMESTAMP, "time: timestamp out of range"},
+    {TT_EV_TOKEN_USED, TOP, "time", "-1700000000", TT_REJ_TIMESTAMP, "time: timestamp out of range"},
+    {TT_EV_TOKEN_USED, TOP, "time", "1e300", TT_REJ_TIMESTAMP, "time: timestamp out of range"},
+    {TT_EV_TOKEN_USED, TOP, "time", "9223372036854775807", TT_REJ_TIMESTAMP,
+     "time: timestamp out of range"},
+    /* optional top-level attributes */
+    {TT_EV_TOKEN_USED, TOP, "subject", "1", TT_REJ_WRONG_TYPE, "subject: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "subject", "\"\"", TT_REJ_BAD_VALUE, "subject: empty"},
+    {TT_EV_TOKEN_USED, TOP, "datacontenttype", "\"text/plain\"", TT_REJ_BAD_VALUE,
+     "datacontenttype: must be \"application/json\""},
+    {TT_EV_TOKEN_USED, TOP, "datacontenttype", "{}", TT_REJ_WRONG_TYPE,
+     "datacontenttype: not a string"},
+    {TT_EV_TOKEN_USED, TOP, "datacontenttype", "\"application/json\"", OK, NULL},
+    {TT_EV_TOKEN_USED, TOP, "dataschema", "false", TT_REJ_WRONG_TYPE, "dataschema: not a string"},
+    /* extensions */
+    {TT_EV_TOKEN_USED, TOP, "traceparent", "\"00-abc-def-01\"", OK, NULL},
+    {TT_EV_TOKEN_USED, TOP, "a1", "-5", OK, NULL},
+    {TT_EV_TOKEN_USED, TOP, "abcdefghij0123456789", "false", OK, NULL},
+    {TT_EV_TOKEN_USED, TOP, "abcdefghij01234567890", "false", TT_REJ_UNKNOWN_FIELD,
+     "abcdefghij01234567890: unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "trace_id", "\"x\"", TT_REJ_UNKNOWN_FIELD, "trace_id: unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "Trace", "\"x\"", TT_REJ_UNKNOWN_FIELD, "Trace: unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "data_base64", "\"eA==\"", TT_REJ_UNKNOWN_FIELD,
+     "data_base64: unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "", "1", TT_REJ_UNKNOWN_FIELD, ": unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "k\xc3\xa9y\n", "1", TT_REJ_UNKNOWN_FIELD, "k??y?: unknown attribute"},
+    {TT_EV_TOKEN_USED, TOP, "ext", "null", TT_REJ_WRONG_TYPE, "ext: not a string, number or boolean"},
+    {TT_EV_TOKEN_USED, TOP, "ext", "{}", TT_REJ_WRONG_TYPE, "ext: not a string, number or boolean"},
+    {TT_EV_TOKEN_USED, TOP, "ext", "[1]", TT_REJ_WRONG_TYPE, "ext: not a string, number or boolean"},
+    {TT_EV_TOKEN_USED, TOP, "ext", "\"\"", TT_REJ_BAD_VALUE, "ext: empty"},
+    /* data */
+    {TT_EV_TOKEN_USED, TOP, "data", NULL, TT_REJ_MISSING, "data: missing"},
+    {TT_EV_TOKEN_USED, TOP, "data", "[]", TT_REJ_WRONG_TYPE, "data: not an object"},
+    {TT_EV_TOKEN_USED, TOP, "data", "\"{}\"", TT_REJ_WRONG_TYPE, "data: not an object"},
+    {TT_EV_TOKEN_USED, TOP, "data", "null", TT_REJ_WRONG_TYPE, "data: not an object"},
+
+    /* token_id / token */
+    {TT_EV_TOKEN_USED, DATA, "token_id", NULL, TT_REJ_MISSING,
+     "data.token_id: missing (send token_id or token)"},
+    {TT_EV_TOKEN_REVOKED, DATA, "token_id", NULL, TT_REJ_MISSING,
+     "data.token_id: missing (send token_id or token)"},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "42", TT_REJ_WRONG_TYPE, "data.token_id: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "\"\"", TT_REJ_BAD_VALUE, "data.token_id: empty"},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "\"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzM2NyM3QifQ.sig\"",
+     TT_REJ_BAD_VALUE,
+     "data.token_id: looks like a raw JWT; send it as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "\"eyJ-not-a-jwt.x\"", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "\"sha256:abc\"", TT_REJ_BAD_VALUE,
+     "data.token_id: malformed sha256 fingerprint"},
+    {TT_EV_TOKEN_USED, DATA, "token_id",
+     "\"sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\"",
+     TT_REJ_BAD_VALUE, "data.token_id: malformed sha256 fingerprint"},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "\"" FP_ABC "\"", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "token", "\"abc\"", TT_REJ_BAD_VALUE,
+     "data.token_id: does not match the fingerprint of data.token"},
+    {TT_EV_TOKEN_USED, DATA, "token", "7", TT_REJ_WRONG_TYPE, "data.token: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "token", "\"\"", TT_REJ_BAD_VALUE, "data.token: empty"},
+    /* client_id: required on issued only */
+    {TT_EV_TOKEN_ISSUED, DATA, "client_id", NULL, TT_REJ_MISSING, "data.client_id: missing"},
+    {TT_EV_TOKEN_USED, DATA, "client_id", "\"c1\"", OK, NULL},
+    {TT_EV_TOKEN_REVOKED, DATA, "client_id", "true", TT_REJ_WRONG_TYPE, "data.client_id: not a string"},
+    /* subject */
+    {TT_EV_TOKEN_ISSUED, DATA, "subject", "{}", TT_REJ_WRONG_TYPE, "data.subject: not a string"},
+    {TT_EV_TOKEN_ISSUED, DATA, "subject", "\"\"", TT_REJ_BAD_VALUE, "data.subject: empty"},
+    /* scopes */
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", NULL, TT_REJ_MISSING, "data.scopes: missing"},
+    {TT_EV_TOKEN_USED, DATA, "scopes", "\"read write\"", OK, NULL},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "7", TT_REJ_WRONG_TYPE, "data.scopes: not a string or array"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "{}", TT_REJ_WRONG_TYPE, "data.scopes: not a string or array"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "null", TT_REJ_WRONG_TYPE, "data.scopes: not a string or array"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "[\"a\",\"b\",\"c\",7]", TT_REJ_WRONG_TYPE,
+     "data.scopes[3]: not a string"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "[\"a\",\"\"]", TT_REJ_BAD_VALUE, "data.scopes[1]: empty"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "[\"a\",\"b c\"]", TT_REJ_BAD_VALUE,
+     "data.scopes[1]: invalid scope character"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "\"a " SECRET "\\\"\"", TT_REJ_BAD_VALUE,
+     "data.scopes[1]: invalid scope character"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "\"a b\\\\c\"", TT_REJ_BAD_VALUE,
+     "data.scopes[1]: invalid scope character"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "\"a\\tb\"", TT_REJ_BAD_VALUE,
+     "data.scopes[0]: invalid scope character"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "[\"\\u007f\"]", TT_REJ_BAD_VALUE,
+     "data.scopes[0]: invalid scope character"},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "[\"caf\\u00e9\"]", TT_REJ_BAD_VALUE,
+     "data.scopes[0]: invalid scope character"},
+    /* audience */
+    {TT_EV_TOKEN_USED, DATA, "audience", "1", TT_REJ_WRONG_TYPE, "data.audience: not a string or array"},
+    {TT_EV_TOKEN_USED, DATA, "audience", "[null]", TT_REJ_WRONG_TYPE, "data.audience[0]: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "audience", "\"\"", TT_REJ_BAD_VALUE, "data.audience[0]: empty"},
+    /* grant_type */
+    {TT_EV_TOKEN_ISSUED, DATA, "grant_type", "[]", TT_REJ_WRONG_TYPE, "data.grant_type: not a string"},
+    {TT_EV_TOKEN_ISSUED, DATA, "grant_type", "\"urn:ietf:params:oauth:grant-type:device_code\"", OK,
+     NULL},
+    /* token_type */
+    {TT_EV_TOKEN_ISSUED, DATA, "token_type", "\"id\"", TT_REJ_BAD_VALUE,
+     "data.token_type: must be one of access, refresh"},
+    {TT_EV_TOKEN_ISSUED, DATA, "token_type", "\"Access\"", TT_REJ_BAD_VALUE,
+     "data.token_type: must be one of access, refresh"},
+    {TT_EV_TOKEN_ISSUED, DATA, "token_type", "\"\"", TT_REJ_BAD_VALUE,
+     "data.token_type: must be one of access, refresh"},
+    {TT_EV_TOKEN_USED, DATA, "token_type", "1", TT_REJ_WRONG_TYPE, "data.token_type: not a string"},
+    /* issued_at / expires_at */
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", NULL, TT_REJ_MISSING, "data.issued_at: missing"},
+    {TT_EV_TOKEN_ISSUED, DATA, "expires_at", NULL, TT_REJ_MISSING, "data.expires_at: missing"},
+    {TT_EV_TOKEN_USED, DATA, "expires_at", "5", OK, NULL},
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", "\"soon\"", TT_REJ_TIMESTAMP,
+     "data.issued_at: not a timestamp"},
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", "[]", TT_REJ_TIMESTAMP, "data.issued_at: not a timestamp"},
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", "-5", TT_REJ_TIMESTAMP,
+     "data.issued_at: timestamp out of range"},
+    {TT_EV_TOKEN_ISSUED, DATA, "expires_at", "\"1e3\"", TT_REJ_TIMESTAMP,
+     "data.expires_at: not a timestamp"},
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", "2", TT_REJ_BAD_VALUE, "data.expires_at: before data.issued_at"},
+    {TT_EV_TOKEN_ISSUED, DATA, "issued_at", "1", OK, NULL},
+    {TT_EV_TOKEN_REVOKED, DATA, "issued_at", "\"1970-01-01T00:00:01Z\"", OK, NULL},
+    /* incident_id */
+    {TT_EV_TOKEN_USED, DATA, "incident_id", "1", TT_REJ_WRONG_TYPE, "data.incident_id: not a string"},
+    {TT_EV_INCIDENT_OPENED, DATA, "incident_id", NULL, TT_REJ_MISSING, "data.incident_id: missing"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "incident_id", NULL, TT_REJ_MISSING, "data.incident_id: missing"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "incident_id", "\"\"", TT_REJ_BAD_VALUE, "data.incident_id: empty"},
+    /* token.used fields */
+    {TT_EV_TOKEN_USED, DATA, "resource", NULL, TT_REJ_MISSING, "data.resource: missing"},
+    {TT_EV_TOKEN_USED, DATA, "resource", "[\"api\"]", TT_REJ_WRONG_TYPE, "data.resource: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "method", "\"get\"", TT_REJ_BAD_VALUE,
+     "data.method: must be uppercase letters A-Z"},
+    {TT_EV_TOKEN_USED, DATA, "method", "\"M-SEARCH\"", TT_REJ_BAD_VALUE,
+     "data.method: must be uppercase letters A-Z"},
+    {TT_EV_TOKEN_USED, DATA, "method", "\"\"", TT_REJ_BAD_VALUE, "data.method: empty"},
+    {TT_EV_TOKEN_USED, DATA, "method", "\"ABCDEFGHIJKLMNOPQ\"", TT_REJ_TOO_LONG,
+     "data.method: longer than 16 bytes"},
+    {TT_EV_TOKEN_USED, DATA, "method", "\"ABCDEFGHIJKLMNOP\"", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "method", "1", TT_REJ_WRONG_TYPE, "data.method: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "path", "1", TT_REJ_WRONG_TYPE, "data.path: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "status", "\"200\"", TT_REJ_WRONG_TYPE, "data.status: not an integer"},
+    {TT_EV_TOKEN_USED, DATA, "status", "200.0", TT_REJ_WRONG_TYPE, "data.status: not an integer"},
+    {TT_EV_TOKEN_USED, DATA, "status", "99", TT_REJ_BAD_VALUE, "data.status: out of range 100..599"},
+    {TT_EV_TOKEN_USED, DATA, "status", "600", TT_REJ_BAD_VALUE, "data.status: out of range 100..599"},
+    {TT_EV_TOKEN_USED, DATA, "status", "-200", TT_REJ_BAD_VALUE, "data.status: out of range 100..599"},
+    {TT_EV_TOKEN_USED, DATA, "status", "9223372036854775807", TT_REJ_BAD_VALUE,
+     "data.status: out of range 100..599"},
+    {TT_EV_TOKEN_USED, DATA, "status", "100", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "status", "599", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\"10.0.0.256\"", TT_REJ_BAD_VALUE, "data.ip: not an IP address"},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\"" SECRET "\"", TT_REJ_BAD_VALUE, "data.ip: not an IP address"},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\"fe80::1%eth0\"", TT_REJ_BAD_VALUE, "data.ip: not an IP address"},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\" 10.0.0.1\"", TT_REJ_BAD_VALUE, "data.ip: not an IP address"},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\"::ffff:192.0.2.1\"", OK, NULL},
+    {TT_EV_TOKEN_USED, DATA, "ip", "\"\"", TT_REJ_BAD_VALUE, "data.ip: empty"},
+    {TT_EV_TOKEN_USED, DATA, "ip", "167772161", TT_REJ_WRONG_TYPE, "data.ip: not a string"},
+    {TT_EV_TOKEN_USED, DATA, "ip",
+     "\"0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:00\"", TT_REJ_TOO_LONG,
+     "data.ip: longer than 64 bytes"},
+    /* token.revoked fields */
+    {TT_EV_TOKEN_REVOKED, DATA, "reason", "1", TT_REJ_WRONG_TYPE, "data.reason: not a string"},
+    {TT_EV_TOKEN_REVOKED, DATA, "actor", "false", TT_REJ_WRONG_TYPE, "data.actor: not a string"},
+    /* incident fields */
+    {TT_EV_INCIDENT_OPENED, DATA, "title", "1", TT_REJ_WRONG_TYPE, "data.title: not a string"},
+    {TT_EV_INCIDENT_OPENED, DATA, "severity", NULL, TT_REJ_MISSING, "data.severity: missing"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "severity", "\"low\"", OK, NULL},
+    {TT_EV_INCIDENT_OPENED, DATA, "severity", "3", TT_REJ_WRONG_TYPE, "data.severity: not a string"},
+    {TT_EV_INCIDENT_OPENED, DATA, "services", NULL, TT_REJ_MISSING, "data.services: missing"},
+    {TT_EV_INCIDENT_OPENED, DATA, "services", "\"api\"", TT_REJ_WRONG_TYPE,
+     "data.services: not an array"},
+    {TT_EV_INCIDENT_OPENED, DATA, "services", "[\"api\",{}]", TT_REJ_WRONG_TYPE,
+     "data.services[1]: not a string"},
+    {TT_EV_INCIDENT_OPENED, DATA, "services", "[\"\"]", TT_REJ_BAD_VALUE, "data.services[0]: empty"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "services", "{}", TT_REJ_WRONG_TYPE, "data.services: not an array"},
+    {TT_EV_INCIDENT_OPENED, DATA, "opened_at", NULL, TT_REJ_MISSING, "data.opened_at: missing"},
+    {TT_EV_INCIDENT_OPENED, DATA, "opened_at", "null", TT_REJ_TIMESTAMP, "data.opened_at: not a timestamp"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "resolved_at", NULL, TT_REJ_MISSING, "data.resolved_at: missing"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "resolved_at", "\"1969-12-31T23:59:59Z\"", TT_REJ_TIMESTAMP,
+     "data.resolved_at: timestamp out of range"},
+    /* fields that belong to another type are unknown here */
+    {TT_EV_TOKEN_ISSUED, DATA, "status", "200", TT_REJ_UNKNOWN_FIELD, "data.status: unknown field"},
+    {TT_EV_TOKEN_USED, DATA, "reason", "\"x\"", TT_REJ_UNKNOWN_FIELD, "data.reason: unknown field"},
+    {TT_EV_TOKEN_REVOKED, DATA, "resource", "\"x\"", TT_REJ_UNKNOWN_FIELD, "data.resource: unknown field"},
+    {TT_EV_INCIDENT_OPENED, DATA, "token_id", "\"t1\"", TT_REJ_UNKNOWN_FIELD,
+     "data.token_id: unknown field"},
+    {TT_EV_INCIDENT_OPENED, DATA, "token", "\"abc\"", TT_REJ_UNKNOWN_FIELD, "data.token: unknown field"},
+    {TT_EV_INCIDENT_OPENED, DATA, "resolved_at", "0", TT_REJ_UNKNOWN_FIELD,
+     "data.resolved_at: unknown field"},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "opened_at", "0", TT_REJ_UNKNOWN_FIELD,
+     "data.opened_at: unknown field"},
+    /* stray secrets are rejected by name, never echoed */
+    {TT_EV_TOKEN_USED, DATA, "access_token", "\"" SECRET "-value\"", TT_REJ_UNKNOWN_FIELD,
+     "data.access_token: unknown field"},
+    {TT_EV_TOKEN_ISSUED, DATA, "refresh_token", "\"" SECRET "\"", TT_REJ_UNKNOWN_FIELD,
+     "data.refresh_token: unknown field"},
+    {TT_EV_TOKEN_REVOKED, DATA, "password", "\"" SECRET "\"", TT_REJ_UNKNOWN_FIELD,
+     "data.password: unknown field"},
+    {TT_EV_INCIDENT_OPENED, DATA, "Token", "\"" SECRET "\"", TT_REJ_UNKNOWN_FIELD,
+     "data.Token: unknown field"},
+    {TT_EV_TOKEN_ISSUED, DATA, "client_id", "{\"x\":1}", TT_REJ_WRONG_TYPE,
+     "data.client_id: not a string"},
+};
+
+static void apply_mutation(json_t *in, const mut_case *c)
+{
+    json_t *obj = c->where == TOP ? in : json_object_get(in, "data");
+    if (c->value == NULL) {
+        ck_assert_int_eq(json_object_del(obj, c->key), 0);
+    } else {
+        ck_assert_int_eq(json_object_set_new(obj, c->key, load(c->value)), 0);
+    }
+}
+
+static void check_rejection(const tt_event_error *err, int reason, const char *msg)
+{
+    ck_assert_msg((int)err->reason == reason, "reason %s, want %s (%s)",
+                  tt_reject_reason_name(err->reason), tt_reject_reason_name(reason), err->msg);
+    ck_assert_str_eq(err->msg, msg);
+    ck_assert_ptr_null(strstr(err->msg, SECRET));
+}
+
+START_TEST(test_mutation)
+{
+    const mut_case *c = &mut_cases[_i];
+    json_t *in = load(base_event[c->base]);
+    apply_mutation(in, c);
+    tt_event ev;
+    tt_event_error err;
+    memset(&ev, 0xa5, sizeof(ev));
+    int rc = tt_event_from_json(in, &ev, &err);
+    json_decref(in);
+    if (c->reason == OK) {
+        ck_assert_msg(rc == 0, "%s=%s rejected: %s", c->key, c->value, err.msg);
+        ck_assert_int_eq(ev.type, c->base);
+        tt_event_clear(&ev);
+        return;
+    }
+    ck_assert_int_eq(rc, -1);
+    check_rejection(&err, c->reason, c->msg);
+    /* nothing half-built */
+    ck_assert_ptr_null(ev.json);
+    ck_assert_ptr_null(ev.id);
+    /* attribution */
+    int type_mutated = c->where == TOP && strcmp(c->key, "type") == 0;
+    ck_assert_int_eq(err.type, type_mutated ? TT_EV_UNKNOWN : c->base);
+    if (!(c->where == TOP && strcmp(c->key, "id") == 0)) {
+        ck_assert_str_eq(err.id, "e1");
+    } else {
+        /* a missing, empty or non-string id is never echoed */
+        ck_assert_str_eq(err.id, "");
+    }
+}
+END_TEST
+
+/* An unknown field is reported first even when listed after a bad known one. */
+START_TEST(test_unknown_field_first)
+{
+    static const char in[] = EV("token.used", "\"token_id\":7,\"resource\":\"r\","
+                                              "\"access_token\":\"" SECRET "\"");
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_parse(in, strlen(in), &ev, &err), -1);
+    check_rejection(&err, TT_REJ_UNKNOWN_FIELD, "data.access_token: unknown field");
+}
+END_TEST
+
+/* ---- raw bytes: parse errors, non-objects, hostile JSON ---- */
+
+typedef struct {
+    const char *buf;
+    size_t len; /* 0: strlen(buf) */
+    int reason;
+    const char *msg;
+} raw_case;
+
+static const raw_case raw_cases[] = {
+    {"", 0, TT_REJ_PARSE, "json: unexpected token at line 1 column 0"},
+    {"   ", 0, TT_REJ_PARSE, "json: unexpected token at line 1 column 3"},
+    {"{", 0, TT_REJ_PARSE, "json: string or '}' expected at line 1 column 1"},
+    {"{\"id\":\"e1\"}x", 0, TT_REJ_PARSE, "json: end of file expected at line 1 column 12"},
+    {"{\"id\":\"e1\"} {}", 0, TT_REJ_PARSE, "json: end of file expected at line 1 column 13"},
+    {"{\"id\":\"e1\"}\0", 12, TT_REJ_PARSE, "json: end of file expected at line 1 column 12"},
+    {"{\"id\":\"e1\",\"id\":\"e2\"}", 0, TT_REJ_PARSE,
+     "json: duplicate object key at line 1 column 15"},
+    {"{\"data\":{\"token\":\"a\",\"token\":\"b\"}}", 0, TT_REJ_PARSE,
+     "json: duplicate object key at line 1 column 28"},
+    {"{\"data\":{\"status\":99999999999999999999}}", 0, TT_REJ_PARSE,
+     "json: too big integer at line 1 column 38"},
+    {"{\"data\":{\"status\":-99999999999999999999}}", 0, TT_REJ_PARSE,
+     "json: too big negative integer at line 1 column 39"},
+    {"{\"data\":{\"status\":1e400}}", 0, TT_REJ_PARSE,
+     "json: real number overflow at line 1 column 23"},
+    {"{\"data\":{\"token\":\"a\\u0000b\"}}", 0, TT_REJ_PARSE,
+     "json: \\u0000 is not allowed without JSON_ALLOW_NUL at line 1 column 27"},
+    {"{\"data\":{\"token\":\"a\xff" SECRET "\"}}", 0, TT_REJ_PARSE,
+     "json: unable to decode byte 0xff at line 1 column 19"},
+    {"{\"data\":{\"token\":\"\xc3\x28\"}}", 0, TT_REJ_PARSE,
+     "json: unable to decode byte 0xc3 at line 1 column 18"},
+    {"{\"data\":{\"token\":\"\xed\xa0\x80\"}}", 0, TT_REJ_PARSE,
+     "json: unable to decode byte 0xed at line 1 column 18"},
+    {"{\"\xff\":1}", 0, TT_REJ_PARSE, "json: unable to decode byte 0xff at line 1 column 2"},
+    /* the unterminated secret must not be echoed by jansson's "near" text */
+    {"{\"data\":{\"token\":\"" SECRET "value", 0, TT_REJ_PARSE,
+     "json: premature end of input at line 1 column 29"},
+    {"{\"data\":{\"token\":" SECRET "}}", 0, TT_REJ_PARSE, "json: invalid token at line 1 column 18"},
+    {"{'id':1}", 0, TT_REJ_PARSE, "json: string or '}' expected at line 1 column 2"},
+    {"{\"id\":1,}", 0, TT_REJ_PARSE, "json: string or '}' expected at line 1 column 9"},
+    {"{\"id\":\"a\tb\"}", 0, TT_REJ_PARSE, "json: control character 0x9 at line 1 column 8"},
+    {"[]", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"[{\"specversion\":\"1.0\"}]", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"\"" SECRET "\"", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"42", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"-1.5e3", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"null", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"true", 0, TT_REJ_NOT_OBJECT, "event: not a JSON object"},
+    {"{}", 0, TT_REJ_MISSING, "specversion: missing"},
+};
+
+START_TEST(test_raw)
+{
+    const raw_case *c = &raw_cases[_i];
+    size_t len = c->len != 0 ? c->len : strlen(c->buf);
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_parse(c->buf, len, &ev, &err), -1);
+    check_rejection(&err, c->reason, c->msg);
+    ck_assert_ptr_null(ev.json);
+    ck_assert_int_eq(err.type, TT_EV_UNKNOWN);
+    ck_assert_str_eq(err.id, "");
+}
+END_TEST
+
+typedef struct {
+    int depth;
+    int reason;
+} depth_case;
+
+static const depth_case depth_cases[] = {
+    {10000, TT_REJ_PARSE},
+    {2049, TT_REJ_PARSE},
+    {2000, TT_REJ_UNKNOWN_FIELD},
+};
+
+/* {"specversion":"1.0",...,"data":{"token_id":"t1","resource":"r","x":[[[...]]]}} */
+START_TEST(test_deep_nesting)
+{
+    const depth_case *c = &depth_cases[_i];
+    static const char head[] = "{" HDR("token.used") ",\"data\":{\"token_id\":\"t1\","
+                                                      "\"resource\":\"r\",\"x\":";
+    static const char tail[] = "}}";
+    size_t hl = strlen(head);
+    size_t n = (size_t)c->depth;
+    size_t len = hl + 2 * n + strlen(tail);
+    char *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, head, hl);
+    memset(buf + hl, '[', n);
+    memset(buf + hl + n, ']', n);
+    memcpy(buf + hl + 2 * n, tail, strlen(tail));
+    tt_event ev;
+    tt_event_error err;
+    int rc = tt_event_parse(buf, len, &ev, &err);
+    free(buf);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg((int)err.reason == c->reason, "depth %d: %s", c->depth, err.msg);
+    if (c->reason == TT_REJ_PARSE) {
+        ck_assert_ptr_nonnull(strstr(err.msg, "json: maximum parsing depth reached at line 1"));
+    } else {
+        ck_assert_str_eq(err.msg, "data.x: unknown field");
+    }
+}
+END_TEST
+
+/* ---- limits: exactly at the limit passes, one byte over fails ---- */
+
+typedef struct {
+    tt_event_type base;
+    enum where where;
+    const char *key;
+    const char *path;   /* as it appears in the message */
+    size_t limit;
+    char fill;
+    int wrap;           /* 1: value is ["<s>"] instead of "<s>" */
+} limit_case;
+
+static const limit_case limit_cases[] = {
+    {TT_EV_TOKEN_USED, TOP, "id", "id", TT_EV_MAX_ID, 'a', 0},
+    {TT_EV_TOKEN_USED, TOP, "source", "source", TT_EV_MAX_SOURCE, 'a', 0},
+    {TT_EV_TOKEN_USED, TOP, "subject", "subject", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_USED, TOP, "dataschema", "dataschema", TT_EV_MAX_SOURCE, 'a', 0},
+    {TT_EV_TOKEN_USED, TOP, "myext", "myext", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_USED, DATA, "token_id", "data.token_id", TT_EV_MAX_ID, 'a', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "client_id", "data.client_id", TT_EV_MAX_ID, 'a', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "subject", "data.subject", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "grant_type", "data.grant_type", TT_EV_MAX_SCOPE, 'a', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "incident_id", "data.incident_id", TT_EV_MAX_ID, 'a', 0},
+    {TT_EV_TOKEN_USED, DATA, "resource", "data.resource", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_USED, DATA, "path", "data.path", TT_EV_MAX_PATH, '/', 0},
+    {TT_EV_TOKEN_USED, DATA, "method", "data.method", 16, 'A', 0},
+    {TT_EV_TOKEN_REVOKED, DATA, "token", "data.token", TT_EV_MAX_TOKEN, 'x', 0},
+    {TT_EV_TOKEN_REVOKED, DATA, "reason", "data.reason", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_REVOKED, DATA, "actor", "data.actor", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "data.scopes[0]", TT_EV_MAX_SCOPE, 's', 1},
+    {TT_EV_TOKEN_ISSUED, DATA, "scopes", "data.scopes[0]", TT_EV_MAX_SCOPE, 's', 0},
+    {TT_EV_TOKEN_ISSUED, DATA, "audience", "data.audience[0]", TT_EV_MAX_SCOPE, 'a', 1},
+    {TT_EV_TOKEN_ISSUED, DATA, "audience", "data.audience[0]", TT_EV_MAX_SCOPE, 'a', 0},
+    {TT_EV_INCIDENT_OPENED, DATA, "title", "data.title", TT_EV_MAX_TEXT, 'a', 0},
+    {TT_EV_INCIDENT_OPENED, DATA, "severity", "data.severity", 32, 'a', 0},
+    {TT_EV_INCIDENT_OPENED, DATA, "services", "data.services[0]", TT_EV_MAX_SCOPE, 'a', 1},
+    {TT_EV_INCIDENT_RESOLVED, DATA, "incident_id", "data.incident_id", TT_EV_MAX_ID, 'a', 0},
+};
+
+static int run_with_string(const limit_case *c, size_t n, tt_event_error *err)
+{
+    json_t *in = load(base_event[c->base]);
+    json_t *obj = c->where == TOP ? in : json_object_get(in, "data");
+    char *s = malloc(n + 1);
+    ck_assert_ptr_nonnull(s);
+    memset(s, c->fill, n);
+    s[n] = '\0';
+    json_t *v = json_stringn(s, n);
+    free(s);
+    if (c->wrap) {
+        json_t *arr = json_array();
+        json_array_append_new(arr, v);
+        v = arr;
+    }
+    json_object_set_new(obj, c->key, v);
+    if (strcmp(c->key, "token") == 0) {
+        json_object_del(obj, "token_id");
+    }
+    tt_event ev;
+    int rc = tt_event_from_json(in, &ev, err);
+    tt_event_clear(&ev);
+    json_decref(in);
+    return rc;
+}
+
+START_TEST(test_limit_exact)
+{
+    const limit_case *c = &limit_cases[_i];
+    tt_event_error err;
+    int rc = run_with_string(c, c->limit, &err);
+    ck_assert_msg(rc == 0, "%s at %zu bytes rejected: %s", c->path, c->limit, err.msg);
+}
+END_TEST
+
+START_TEST(test_limit_over)
+{
+    const limit_case *c = &limit_cases[_i];
+    tt_event_error err;
+    char want[128];
+    snprintf(want, sizeof(want), "%s: longer than %zu bytes", c->path, c->limit);
+    ck_assert_int_eq(run_with_string(c, c->limit + 1, &err), -1);
+    check_rejection(&err, TT_REJ_TOO_LONG, want);
+}
+END_TEST
+
+typedef struct {
+    tt_event_type base;
+    const char *key;
+    size_t entries;
+    int as_string;      /* 1: space-separated scope string */
+    int ok;
+} count_case;
+
+static const count_case count_cases[] = {
+    {TT_EV_TOKEN_ISSUED, "scopes", TT_EV_MAX_LIST, 0, 1},
+    {TT_EV_TOKEN_ISSUED, "scopes", TT_EV_MAX_LIST + 1, 0, 0},
+    {TT_EV_TOKEN_ISSUED, "scopes", 300, 0, 0},
+    {TT_EV_TOKEN_ISSUED, "scopes", TT_EV_MAX_LIST, 1, 1},
+    {TT_EV_TOKEN_ISSUED, "scopes", TT_EV_MAX_LIST + 1, 1, 0},
+    {TT_EV_TOKEN_USED, "scopes", 300, 1, 0},
+    {TT_EV_TOKEN_USED, "audience", TT_EV_MAX_LIST, 0, 1},
+    {TT_EV_TOKEN_USED, "audience", 300, 0, 0},
+    {TT_EV_INCIDENT_OPENED, "services", TT_EV_MAX_LIST, 0, 1},
+    {TT_EV_INCIDENT_OPENED, "services", 300, 0, 0},
+};
+
+START_TEST(test_list_count)
+{
+    const count_case *c = &count_cases[_i];
+    json_t *in = load(base_event[c->base]);
+    json_t *v;
+    char item[32];
+    if (c->as_string) {
+        /* "s0 s1 s2 ..." */
+        char *s = malloc(c->entries * 8 + 1);
+        size_t pos = 0;
+        for (size_t i = 0; i < c->entries; i++) {
+            pos += (size_t)snprintf(s + pos, 9, "%ss%zu", i ? " " : "", i);
+        }
+        v = json_stringn(s, pos);
+        free(s);
+    } else {
+        v = json_array();
+        for (size_t i = 0; i < c->entries; i++) {
+            snprintf(item, sizeof(item), "s%zu", i);
+            json_array_append_new(v, json_string(item));
+        }
+    }
+    json_object_set_new(json_object_get(in, "data"), c->key, v);
+    tt_event ev;
+    tt_event_error err;
+    int rc = tt_event_from_json(in, &ev, &err);
+    json_decref(in);
+    if (c->ok) {
+        ck_assert_msg(rc == 0, "%s", err.msg);
+        const json_t *out = json_object_get(json_object_get(ev.json, "data"), c->key);
+        ck_assert_uint_eq(json_array_size(out), c->entries);
+        /* sorted by strcmp: "s0" < "s1" < "s10" < "s100" < ... */
+        for (size_t i = 1; i < json_array_size(out); i++) {
+            ck_assert_int_lt(strcmp(json_string_value(json_array_get(out, i - 1)),
+                                    json_string_value(json_array_get(out, i))),
+                             0);
+        }
+        tt_event_clear(&ev);
+    } else {
+        char want[64];
+        snprintf(want, sizeof(want), "data.%s: more than %d entries", c->key, TT_EV_MAX_LIST);
+        ck_assert_int_eq(rc, -1);
+        check_rejection(&err, TT_REJ_TOO_LONG, want);
+    }
+}
+END_TEST
+
+/* 16 extensions pass, the 17th is refused. */
+START_TEST(test_extension_count)
+{
+    for (int n = TT_EV_MAX_EXTENSIONS; n <= TT_EV_MAX_EXTENSIONS + 1; n++) {
+        json_t *in = load(base_event[TT_EV_TOKEN_REVOKED]);
+        char key[16];
+        for (int i = 0; i < n; i++) {
+            snprintf(key, sizeof(key), "x%02d", i);
+            json_object_set_new(in, key, json_integer(i));
+        }
+        tt_event ev;
+        tt_event_error err;
+        int rc = tt_event_from_json(in, &ev, &err);
+        json_decref(in);
+        if (n == TT_EV_MAX_EXTENSIONS) {
+            ck_assert_msg(rc == 0, "%s", err.msg);
+            ck_assert_int_eq(json_integer_value(json_object_get(ev.json, "x15")), 15);
+            tt_event_clear(&ev);
+        } else {
+            ck_assert_int_eq(rc, -1);
+            check_rejection(&err, TT_REJ_TOO_LONG, "x16: more than 16 extension attributes");
+        }
+    }
+}
+END_TEST
+
+/* Strings with NUL built through the API (the parser cannot produce them). */
+typedef struct {
+    enum where where;
+    const char *key;
+    const char *path;
+} nul_case;
+
+static const nul_case nul_cases[] = {
+    {TOP, "id", "id"},
+    {TOP, "source", "source"},
+    {DATA, "token_id", "data.token_id"},
+    {DATA, "resource", "data.resource"},
+    {DATA, "ip", "data.ip"},
+};
+
+START_TEST(test_embedded_nul)
+{
+    const nul_case *c = &nul_cases[_i];
+    json_t *in = load(base_event[TT_EV_TOKEN_USED]);
+    json_t *obj = c->where == TOP ? in : json_object_get(in, "data");
+    json_object_set_new(obj, c->key, json_stringn("1.2.3.4\0x", 9));
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_from_json(in, &ev, &err), -1);
+    json_decref(in);
+    char want[64];
+    snprintf(want, sizeof(want), "%s: contains a NUL byte", c->path);
+    check_rejection(&err, TT_REJ_BAD_VALUE, want);
+}
+END_TEST
+
+START_TEST(test_null_and_nonobject_input)
+{
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_from_json(NULL, &ev, &err), -1);
+    check_rejection(&err, TT_REJ_NOT_OBJECT, "event: not a JSON object");
+    json_t *arr = json_array();
+    ck_assert_int_eq(tt_event_from_json(arr, &ev, &err), -1);
+    check_rejection(&err, TT_REJ_NOT_OBJECT, "event: not a JSON object");
+    json_decref(arr);
+    ck_assert_ptr_null(tt_event_dump(NULL));
+    tt_event_clear(NULL);
+    tt_event_clear(&ev);
+}
+END_TEST
+
+/* ---- names ---- */
+
+typedef struct {
+    tt_event_type t;
+    const char *name;
+} type_name_case;
+
+static const type_name_case type_names[] = {
+    {TT_EV_UNKNOWN, "unknown"},
+    {TT_EV_TOKEN_ISSUED, "token.issued"},
+    {TT_EV_TOKEN_USED, "token.used"},
+    {TT_EV_TOKEN_REVOKED, "token.revoked"},
+    {TT_EV_INCIDENT_OPENED, "incident.opened"},
+    {TT_EV_INCIDENT_RESOLVED, "incident.resolved"},
+};
+
+START_TEST(test_type_names)
+{
+    const type_name_case *c = &type_names[_i];
+    ck_assert_str_eq(tt_event_type_name(c->t), c->name);
+    tt_event_type want = c->t;
+    ck_assert_int_eq(tt_event_type_from_name(c->name), want);
+}
+END_TEST
+
+START_TEST(test_type_names_edge)
+{
+    ck_assert_str_eq(tt_event_type_name(TT_EV__COUNT), "unknown");
+    ck_assert_int_eq(tt_event_type_from_name(NULL), TT_EV_UNKNOWN);
+    ck_assert_int_eq(tt_event_type_from_name("token.issued "), TT_EV_UNKNOWN);
+}
+END_TEST
+
+static const char *const reason_names[TT_REJ__COUNT] = {
+    "parse_error", "not_object", "missing_field", "wrong_type", "bad_value",
+    "bad_timestamp", "too_long", "unknown_field", "unknown_type",
+};
+
+START_TEST(test_reason_names)
+{
+    ck_assert_str_eq(tt_reject_reason_name((tt_reject_reason)_i), reason_names[_i]);
+}
+END_TEST
+
+Suite *tt_event_suite(void)
+{
+    Suite *s = suite_create("tt_event");
+    TCase *tc = tcase_create("valid");
+    tcase_add_loop_test(tc, test_valid_from_json, 0, NCASES(ok_cases));
+    tcase_add_loop_test(tc, test_valid_parse, 0, NCASES(ok_cases));
+    tcase_add_loop_test(tc, test_valid_idempotent, 0, NCASES(ok_cases));
+    tcase_add_loop_test(tc, test_list_normalisation, 0, NCASES(list_cases));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("token");
+    tcase_add_loop_test(tc, test_token_wiped, 0, NCASES(wipe_cases));
+    tcase_add_loop_test(tc, test_fingerprint, 0, NCASES(fp_cases));
+    tcase_add_loop_test(tc, test_is_fingerprint, 0, NCASES(isfp_cases));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reject");
+    tcase_add_loop_test(tc, test_mutation, 0, NCASES(mut_cases));
+    tcase_add_test(tc, test_unknown_field_first);
+    tcase_add_loop_test(tc, test_embedded_nul, 0, NCASES(nul_cases));
+    tcase_add_test(tc, test_null_and_nonobject_input);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hostile");
+    tcase_add_loop_test(tc, test_raw, 0, NCASES(raw_cases));
+    tcase_add_loop_test(tc, test_deep_nesting, 0, NCASES(depth_cases));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_loop_test(tc, test_limit_exact, 0, NCASES(limit_cases));
+    tcase_add_loop_test(tc, test_limit_over, 0, NCASES(limit_cases));
+    tcase_add_loop_test(tc, test_list_count, 0, NCASES(count_cases));
+    tcase_add_test(tc, test_extension_count);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("names");
+    tcase_add_loop_test(tc, test_type_names, 0, NCASES(type_names));
+    tcase_add_test(tc, test_type_names_edge);
+    tcase_add_loop_test(tc, test_reason_names, 0, TT_REJ__COUNT);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,186 @@
+/* test_store.c - SQLite store: durability settings, dedup, group commit, queries. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "suites.h"
+#include "tt_store.h"
+
+static char dbpath[64];
+
+static void fresh_db(void)
+{
+    snprintf(dbpath, sizeof(dbpath), "/tmp/tt_store_%d.db", (int)getpid());
+    unlink(dbpath);
+    char side[80];
+    snprintf(side, sizeof(side), "%s-wal", dbpath);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", dbpath);
+    unlink(side);
+}
+
+static tt_store_row row(const char *source, const char *id, int64_t t, const char *body)
+{
+    return (tt_store_row){.source = source, .id = id, .type = "token.used", .token_id = "tok",
+                          .time_ms = t, .body = body, .body_len = strlen(body)};
+}
+
+static int collect_cb(void *ctx, const char *body, size_t len)
+{
+    char *out = ctx;
+    strncat(out, body, len);
+    strcat(out, ";");
+    return 0;
+}
+
+START_TEST(store_wal_and_full_sync)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_store_close(s);
+    /* The journal mode is persistent: check it from a separate connection. */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(store_dedups_on_source_and_id)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(s);
+    tt_store_row rows[4] = {row("a", "1", 10, "A1"), row("a", "2", 20, "A2"),
+                            row("b", "1", 5, "B1"), row("a", "1", 30, "A1-again")};
+    ck_assert_int_eq(tt_store_write(s, rows, 4, err, sizeof(err)), 0);
+    ck_assert_int_eq(rows[0].result, TT_STORE_INSERTED);
+    ck_assert_int_eq(rows[1].result, TT_STORE_INSERTED);
+    ck_assert_int_eq(rows[2].result, TT_STORE_INSERTED);
+    ck_assert_int_eq(rows[3].result, TT_STORE_DUPLICATE);
+    tt_store_row again = row("b", "1", 5, "B1");
+    ck_assert_int_eq(tt_store_write(s, &again, 1, err, sizeof(err)), 0);
+    ck_assert_int_eq(again.result, TT_STORE_DUPLICATE);
+    ck_assert_uint_eq(tt_store_commits(s), 2);
+    tt_store_close(s);
+
+    /* Reopen read-only: the events survived, in event-time order. */
+    tt_store_opts ro = {.readonly = 1};
+    s = tt_store_open(dbpath, &ro, err, sizeof(err));
+    ck_assert_ptr_nonnull(s);
+    char out[256] = "";
+    tt_store_query q = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
+    ck_assert_int_eq(tt_store_query_events(s, &q, collect_cb, out, err, sizeof(err)), 3);
+    ck_assert_str_eq(out, "B1;A1;A2;");
+    out[0] = '\0';
+    q.since_ms = 10;
+    q.until_ms = 20;
+    ck_assert_int_eq(tt_store_query_events(s, &q, collect_cb, out, err, sizeof(err)), 1);
+    ck_assert_str_eq(out, "A1;");
+    /* Writes to a read-only store are refused. */
+    tt_store_row r = row("c", "1", 1, "C");
+    ck_assert_int_eq(tt_store_write(s, &r, 1, err, sizeof(err)), -1);
+    tt_store_close(s);
+}
+END_TEST
+
+START_TEST(store_readonly_rejects_foreign_file)
+{
+    fresh_db();
+    FILE *fp = fopen(dbpath, "w");
+    fputs("this is not sqlite", fp);
+    fclose(fp);
+    char err[256];
+    tt_store_opts ro = {.readonly = 1};
+    ck_assert_ptr_null(tt_store_open(dbpath, &ro, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, dbpath));
+    ck_assert_ptr_null(tt_store_open("/nonexistent/dir/x.db", NULL, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "cannot open database"));
+}
+END_TEST
+
+#define WRITERS 16
+#define PER_WRITER 200
+
+typedef struct writer_arg {
+    tt_store *s;
+    int n;
+    int failures;
+} writer_arg;
+
+static void *writer(void *p)
+{
+    writer_arg *a = p;
+    for (int i = 0; i < PER_WRITER; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%d-%d", a->n, i);
+        tt_store_row r = row("w", id, i, "{}");
+        char err[256];
+        if (tt_store_write(a->s, &r, 1, err, sizeof(err)) != 0 || r.result != TT_STORE_INSERTED) {
+            a->failures++;
+        }
+    }
+    return NULL;
+}
+
+static int count_cb(void *ctx, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+START_TEST(store_group_commit_under_concurrency)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_ptr_nonnull(s);
+    pthread_t th[WRITERS];
+    writer_arg args[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        args[i] = (writer_arg){.s = s, .n = i};
+        pthread_create(&th[i], NULL, writer, &args[i]);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].failures, 0);
+    }
+    int n = 0;
+    tt_store_query q = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
+    ck_assert_int_eq(tt_store_query_events(s, &q, count_cb, &n, err, sizeof(err)),
+                     WRITERS * PER_WRITER);
+    ck_assert_int_eq(n, WRITERS * PER_WRITER);
+    /* Concurrent single-row writes must have shared commits. */
+    ck_assert_uint_lt(tt_store_commits(s), WRITERS * PER_WRITER);
+    ck_assert_uint_eq(tt_store_commit_hist(s)->count, tt_store_commits(s));
+    ck_assert_int_eq(tt_store_ready(s), 1);
+    ck_assert_int_gt(tt_store_size_bytes(s), 0);
+    tt_store_close(s);
+}
+END_TEST
+
+Suite *tt_store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("sqlite");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, store_wal_and_full_sync);
+    tcase_add_test(tc, store_dedups_on_source_and_id);
+    tcase_add_test(tc, store_readonly_rejects_foreign_file);
+    tcase_add_test(tc, store_group_commit_under_concurrency);
+    suite_add_tcase(s, tc);
+    return s;
+}
