@@ -121,6 +121,8 @@ static int print_row(void *arg, const char *body, size_t len)
     } else if (strcmp(type, "token.revoked") == 0) {
         snprintf(detail, sizeof(detail), "reason=%s actor=%s", jstr(data, "reason"),
                  jstr(data, "actor"));
+    } else if (strcmp(type, "incident.resolved") == 0) {
+        snprintf(detail, sizeof(detail), "resolved_at=%s", jstr(data, "resolved_at"));
     } else {
         char svcs[300];
         join_list(json_object_get(data, "services"), svcs, sizeof(svcs));
