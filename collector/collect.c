@@ -156,6 +156,16 @@ int tt_cmd_collect(int argc, char **argv)
     }
     tt_log_set_level(lvl);
 
+    /* Handlers go in before anything is announced (the port file, the log
+     * line): a SIGTERM that arrives the moment we are visible must still take
+     * the orderly path. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     store = tt_store_open(cfg.db, NULL, err, sizeof(err));
     if (store == NULL) {
         tt_error("%s", err);
@@ -174,13 +184,6 @@ int tt_cmd_collect(int argc, char **argv)
     tt_info("tokentrail %s collecting on %s://%s (port %u), store %s%s", TT_VERSION,
             cfg.tls_cert ? "https" : "http", cfg.listen, port, cfg.db,
             cfg.auth_tokens_files.n + cfg.auth_fingerprints.n ? ", ingest auth on" : "");
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     while (!stop_signal) {
         struct timespec ts = {0, 100 * 1000000};

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# t_config.sh - the YAML config file and the command line: keys take effect,
+# flags override the file, unknown keys and bad values stop start-up with
+# exit 2 and FILE:LINE; --help, --version and unknown commands.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+# run_fail ARGS...: a start-up that must fail; sets RC and ERR (stderr).
+run_fail() {
+    ERR=$(timeout 10 "$TT_BIN" "$@" 2>&1 >/dev/null)
+    RC=$?
+}
+
+body_of_size() {   # body_of_size N FILE: one valid event padded to N bytes
+    local ev
+    ev=$(tt_ev_issued "sz-$1")
+    { printf '%s' "$ev"; head -c $(($1 - ${#ev} - 1)) /dev/zero | tr '\0' ' '; printf '\n'; } >"$2"
+}
+
+# ---- the file sets listen, db, max_body, port_file, log_level
+tt_newdir
+cfg=$TT_DIR/collector.yaml
+cat >"$cfg" <<YAML
+# collector settings for the test
+listen: "127.0.0.1:0"
+db: $TT_DIR/from-config.db
+max_body: 4KiB
+port_file: $TT_DIR/port
+log_level: warn
+idle_timeout: 30s
+YAML
+tt_start_raw --config "$cfg" || exit 1
+TT_DB=$TT_DIR/from-config.db
+body_of_size 4096 "$TT_TMP/b4k"
+body_of_size 5000 "$TT_TMP/b5k"
+tt_post "$TT_TMP/b4k"
+assert_eq "$STATUS" 200 "4096-byte body with max_body: 4KiB"
+tt_post "$TT_TMP/b5k"
+assert_eq "$STATUS" 413 "5000-byte body with max_body: 4KiB"
+assert_json_eq "$BODY" '{"error":"body too large: the limit is 4096 bytes (max_body)"}' "413 body"
+assert_eq "$(tt_events | jq -r .id)" "sz-4096" "events in the db named by the config"
+# log_level: warn: the info start-up line is not written.
+assert_eq "$(grep -c 'collecting on' "$TT_LOG")" 0 "info lines with log_level: warn"
+tt_stop
+assert_eq "$TT_RC" 0 "exit status"
+assert_eq "$(ls "$TT_DIR" | grep -c '^tt.db')" 0 "no default-named db created"
+
+# ---- a flag overrides the file
+tt_start_raw --config "$cfg" --max-body 16KiB --log-level info || exit 1
+TT_DB=$TT_DIR/from-config.db
+tt_post "$TT_TMP/b5k"
+assert_eq "$STATUS" 200 "5000-byte body with --max-body 16KiB over max_body: 4KiB"
+body_of_size 20000 "$TT_TMP/b20k"
+tt_post "$TT_TMP/b20k"
+assert_eq "$STATUS" 413 "20000-byte body with --max-body 16KiB"
+assert_json_eq "$BODY" '{"error":"body too large: the limit is 16384 bytes (max_body)"}' "413 body with the flag"
+assert_eq "$(grep -c 'collecting on' "$TT_LOG")" 1 "info lines with --log-level info over log_level: warn"
+tt_stop
+assert_eq "$TT_RC" 0 "exit status"
+
+# ---- errors in the file: exit 2 and FILE:LINE
+bad=$TT_TMP/bad.yaml
+printf 'listen: "127.0.0.1:0"\ndb: %s/x.db\nx: 1\n' "$TT_TMP" >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, unknown key"
+assert_contains "$ERR" "$bad:3: unknown key 'x'" "unknown key message"
+
+printf 'listen: "127.0.0.1:0"\ntls:\n  cert: a.pem\n  ciphers: all\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, unknown nested key"
+assert_contains "$ERR" "$bad:4: unknown key 'tls.ciphers'" "unknown nested key message"
+
+printf 'listen: "127.0.0.1:0"\n\nmax_body: lots\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, bad size"
+assert_contains "$ERR" "$bad:3: max_body: not a size" "bad size message"
+
+printf 'max_body: 10\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, size out of range"
+assert_contains "$ERR" "$bad:1: max_body: out of range" "size out of range message"
+
+printf 'idle_timeout: forever\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, bad duration"
+assert_contains "$ERR" "$bad:1: idle_timeout: not a duration" "bad duration message"
+
+printf 'max_connections: many\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, bad integer"
+assert_contains "$ERR" "$bad:1: max_connections: not an integer" "bad integer message"
+
+printf 'listen: [127.0.0.1\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, YAML syntax error"
+assert_contains "$ERR" "$bad:" "YAML syntax error names the file"
+assert_contains "$ERR" "YAML error" "YAML syntax error message"
+
+printf -- '- a\n- b\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, top level not a mapping"
+assert_contains "$ERR" "$bad:1: the top level must be a mapping" "top level message"
+
+run_fail collect --config "$TT_TMP/no-such.yaml"
+assert_eq "$RC" 2 "exit status, missing config file"
+assert_contains "$ERR" "$TT_TMP/no-such.yaml: cannot open" "missing config message"
+
+# ---- errors on the command line
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --max-body lots
+assert_eq "$RC" 2 "exit status, --max-body lots"
+assert_contains "$ERR" "command line: max_body: not a size" "--max-body lots message"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --log-level chatty
+assert_eq "$RC" 2 "exit status, --log-level chatty"
+assert_contains "$ERR" "log_level" "--log-level chatty message"
+run_fail collect --no-such-flag
+assert_eq "$RC" 2 "exit status, unknown collect flag"
+assert_contains "$ERR" "tokentrail collect --help" "unknown collect flag message"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" stray
+assert_eq "$RC" 2 "exit status, stray argument"
+assert_contains "$ERR" "unexpected argument 'stray'" "stray argument message"
+run_fail collect --listen nonsense --db "$TT_TMP/y.db"
+assert_eq "$RC" 2 "exit status, --listen without a port"
+assert_contains "$ERR" "is not HOST:PORT" "--listen nonsense message"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --tls-cert "$TT_TMP/only-cert.pem"
+assert_eq "$RC" 2 "exit status, --tls-cert without --tls-key"
+assert_contains "$ERR" "tls: set both" "--tls-cert alone message"
+
+# ---- help, version, commands
+for cmd in "--help" "-h" "help" "collect --help" "events --help"; do
+    out=$("$TT_BIN" $cmd 2>"$TT_TMP/err")
+    rc=$?
+    assert_eq "$rc" 0 "exit status of 'tokentrail $cmd'"
+    assert_contains "$out" "Usage: tokentrail" "stdout of 'tokentrail $cmd'"
+    assert_eq "$(cat "$TT_TMP/err")" "" "stderr of 'tokentrail $cmd'"
+done
+out=$("$TT_BIN" --version)
+assert_eq "$?" 0 "exit status of --version"
+assert_eq "$out" "tokentrail $(cat "$TT_ROOT/VERSION")" "--version output"
+pass
+[[ $out =~ ^tokentrail\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version: '$out' is not 'tokentrail X.Y.Z'"
+assert_eq "$("$TT_BIN" -V)" "$out" "-V output"
+
+run_fail frobnicate
+assert_eq "$RC" 2 "exit status of an unknown command"
+assert_contains "$ERR" "unknown command 'frobnicate'" "unknown command message"
+run_fail
+assert_eq "$RC" 2 "exit status without a command"
+assert_contains "$ERR" "Usage: tokentrail" "usage without a command"
+tt_done

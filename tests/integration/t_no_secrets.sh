@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# t_no_secrets.sh - raw tokens sent in events never reach the disk or the
+# log: not in the database, its WAL or SHM, nor the collector's output, not
+# even from rejected events; their sha256 fingerprints do reach the database.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+tt_start --log-level debug || exit 1
+
+# Distinctive raw tokens; the checks look for a 20-byte core of each.
+s_ok1='RAWTOK-ok1-Zq8Xv3Lm0Pw7Rt5Ny2Kb'
+s_ok2='eyJhbGciOiJSUzI1NiJ9.RAWTOK-jwt-Hc4Ud9Fe6Gi1.c2lnbmF0dXJl'
+s_rej='RAWTOK-rej-Wm3Qs8Ta0Vx5Yb2Zc7'
+s_bad='RAWTOK-bad-Jn6Pk1Lr9Ms4Nt8Ou3'
+s_gz='RAWTOK-gzp-Bd5Ce0Df7Eg2Fh9Gi4'
+s_arr='RAWTOK-arr-Xy1Zw2Vu3Ts4Rq5Po6'
+
+{
+    tt_ev_issued s1 as "$s_ok1"
+    printf '{"specversion":"1.0","id":"s2","source":"gw","type":"token.used","time":"2026-11-22T07:01:00Z","data":{"token":"%s","resource":"db:orders"}}\n' "$s_ok2"
+    # rejected after the token was read (bad expires_at)
+    printf '{"specversion":"1.0","id":"s3","source":"as","type":"token.issued","time":"2026-11-22T07:00:00Z","data":{"token":"%s","client_id":"c","scopes":"a","issued_at":"2026-11-22T07:00:00Z","expires_at":"soon"}}\n' "$s_rej"
+    # unparseable JSON that breaks off inside the token
+    printf '{"specversion":"1.0","id":"s4","data":{"token":"%s\n' "$s_bad"
+    # a token where it does not belong (unknown field)
+    printf '{"specversion":"1.0","id":"s5","source":"as","type":"incident.resolved","time":"2026-11-22T07:00:00Z","data":{"incident_id":"I","resolved_at":"2026-11-22T07:00:00Z","token":"%s"}}\n' "$s_rej"
+} >"$TT_TMP/req.ndjson"
+tt_post "$TT_TMP/req.ndjson"
+assert_eq "$STATUS" 200 "ndjson status"
+assert_jq "$BODY" '.accepted == 2 and .rejected == 3' "ndjson counts"
+resp_all=$BODY
+
+tt_ev_issued s6 as "$s_gz" | gzip -c >"$TT_TMP/req.gz"
+tt_post "$TT_TMP/req.gz" -H 'Content-Encoding: gzip'
+assert_eq "$STATUS" 200 "gzip status"
+resp_all+=$BODY
+
+printf '[%s]' "$(tt_ev_issued s7 as "$s_arr")" >"$TT_TMP/req.json"
+tt_post "$TT_TMP/req.json" -H 'Content-Type: application/json'
+assert_eq "$STATUS" 200 "array status"
+resp_all+=$BODY
+
+# A token in an unparseable single JSON document (jansson's "near" text).
+printf '{"data":{"token":"%s' "$s_bad" >"$TT_TMP/req.broken"
+tt_post "$TT_TMP/req.broken" -H 'Content-Type: application/json'
+assert_eq "$STATUS" 400 "broken JSON status"
+resp_all+=$BODY
+
+core() { printf '%s' "$1" | cut -c8-27; }   # the distinctive part
+
+check_files() {
+    local when=$1 f s
+    local files=("$TT_DB" "$TT_DB-wal" "$TT_DB-shm" "$TT_LOG")
+    for f in "${files[@]}"; do
+        [ -e "$f" ] || { note "$when: $(basename "$f") absent"; continue; }
+        note "$when: $(basename "$f") $(wc -c <"$f") bytes"
+        for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr"; do
+            pass
+            if grep -aqF -- "$(core "$s")" "$f"; then
+                fail "$when: raw token '$s' found in $f"
+            fi
+        done
+    done
+}
+
+# While running: the events live in the WAL, and the SHM exists.
+assert_eq "$( [ -e "$TT_DB-wal" ] && echo yes)" yes "WAL file exists while running"
+check_files running
+for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr"; do
+    assert_not_contains "$resp_all" "$(core "$s")" "responses"
+done
+# The fingerprints are in the database files (DB or WAL).
+for s in "$s_ok1" "$s_ok2" "$s_gz" "$s_arr"; do
+    fp=$(tt_fingerprint "$s")
+    pass
+    cat "$TT_DB" "$TT_DB-wal" 2>/dev/null | grep -aqF "$fp" || fail "fingerprint $fp of '$s' not in the database files"
+    assert_eq "$(tt_events --token "$fp" | grep -c .)" 1 "events stored under $fp"
+done
+
+tt_stop
+assert_eq "$TT_RC" 0 "exit status"
+check_files stopped
+tt_done
