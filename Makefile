@@ -3,14 +3,14 @@
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto zlib
+PKGS    := libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto zlib libcurl rdkafka libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DTT_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -Ilib -Icollector $(PKG_CFLAGS)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DTT_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -Ilib -Icollector -Ianalyzers -Idrills $(PKG_CFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
