@@ -2,6 +2,8 @@
 #include "tt_event.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,53 +129,666 @@ static void sanitize(const char *s, size_t len, char out[ECHO_MAX + 1])
     out[n] = '\0';
 }
 
-/* ---- typed readers; each names `path` in its error ---- */
 
-/* A non-empty string of at most max bytes without embedded NUL. */
-static int get_string(const json_t *v, const char *path, size_t max, tt_event_error *err,
-                      size_t *out_len)
+/* Like fail(), for a path made of two parts ("data." + field name): the path
+ * is only formatted when the event is rejected. */
+static int fail_at(tt_event_error *err, tt_reject_reason reason, const char *prefix,
+                   const char *name, const char *problem)
 {
-    if (!json_is_string(v)) {
-        return fail(err, TT_REJ_WRONG_TYPE, path, "not a string");
+    err->reason = reason;
+    snprintf(err->msg, sizeof(err->msg), "%s%s: %s", prefix, name, problem);
+    return -1;
+}
+
+/* ---- the input event, as validation sees it ----
+ *
+ * Validation reads the event through a `view` that two front ends fill:
+ * scan_event() reads JSON text directly (the ingest hot path: no jansson parse
+ * tree, no allocation) and view_from_json() reads a jansson value. Both feed
+ * the same validator, so an event gets the same verdict, message and output
+ * whichever way it arrives. The scanner only takes the plain common case and
+ * hands everything else (escapes, reals, nesting, duplicates, any syntax
+ * error) to jansson, whose messages the tests pin down. */
+
+typedef enum {
+    V_ABSENT = 0,
+    V_STRING,
+    V_INTEGER,
+    V_REAL,
+    V_TRUE,
+    V_FALSE,
+    V_NULL,
+    V_OBJECT,
+    V_ARRAY,
+} vkind;
+
+/* One array entry on the scan path. */
+typedef struct {
+    const char *s;
+    size_t n;
+    int is_string;
+} item;
+
+typedef struct {
+    vkind kind;
+    const char *s;       /* V_STRING: bytes; NUL-terminated only on the json path */
+    size_t n;            /* V_STRING: byte length; V_ARRAY: entries */
+    json_int_t i;        /* V_INTEGER */
+    const item *items;   /* V_ARRAY on the scan path */
+    const json_t *j;     /* the jansson value on the json path; NULL on the scan path */
+} val;
+
+/* A member of the input object that is not one of the fixed slots. */
+typedef struct {
+    const char *key;
+    size_t keylen;
+    int field;           /* data members: index into fields[], FIELD_TOKEN or -1 */
+    val v;
+} member;
+
+enum {
+    A_SPECVERSION,
+    A_ID,
+    A_SOURCE,
+    A_TYPE,
+    A_TIME,
+    A_SUBJECT,
+    A_DATACONTENTTYPE,
+    A_DATASCHEMA,
+    A_DATA,
+    A__COUNT
+};
+
+static const char *const attr_names[A__COUNT] = {
+    "specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema", "data",
+};
+
+/* ---- data fields ---- */
+
+enum field_kind {
+    K_TOKEN_ID, /* token_id and/or token */
+    K_STRING,
+    K_SCOPES,
+    K_AUDIENCE,
+    K_SERVICES,
+    K_TOKEN_TYPE,
+    K_TIME,
+    K_METHOD,
+    K_STATUS,
+    K_IP,
+};
+
+typedef struct {
+    const char *name;
+    size_t len;         /* strlen(name) */
+    enum field_kind kind;
+    size_t max;         /* K_STRING: byte limit */
+    unsigned allowed;   /* bit per event type */
+    unsigned required;  /* bit per event type */
+} field_def;
+
+#define FIELD_NAME(name) name, sizeof(name) - 1
+
+/* Canonical output order. Token and incident fields never share a type except
+ * incident_id, which sits where both orders want it. */
+static const field_def fields[] = {
+    {FIELD_NAME("token_id"), K_TOKEN_ID, TT_EV_MAX_ID, T_TOKEN, T_TOKEN},
+    {FIELD_NAME("client_id"), K_STRING, TT_EV_MAX_ID, T_TOKEN, T_ISSUED},
+    {FIELD_NAME("subject"), K_STRING, TT_EV_MAX_TEXT, T_TOKEN, 0},
+    {FIELD_NAME("scopes"), K_SCOPES, 0, T_TOKEN, T_ISSUED},
+    {FIELD_NAME("audience"), K_AUDIENCE, 0, T_TOKEN, 0},
+    {FIELD_NAME("grant_type"), K_STRING, TT_EV_MAX_SCOPE, T_TOKEN, 0},
+    {FIELD_NAME("token_type"), K_TOKEN_TYPE, 0, T_TOKEN, 0},
+    {FIELD_NAME("issued_at"), K_TIME, 0, T_TOKEN, T_ISSUED},
+    {FIELD_NAME("expires_at"), K_TIME, 0, T_TOKEN, T_ISSUED},
+    {FIELD_NAME("incident_id"), K_STRING, TT_EV_MAX_ID, T_TOKEN | T_INCIDENT, T_INCIDENT},
+    {FIELD_NAME("title"), K_STRING, TT_EV_MAX_TEXT, T_INCIDENT, 0},
+    {FIELD_NAME("severity"), K_STRING, SEVERITY_MAX, T_INCIDENT, T_OPENED},
+    {FIELD_NAME("services"), K_SERVICES, 0, T_INCIDENT, T_OPENED},
+    {FIELD_NAME("opened_at"), K_TIME, 0, T_OPENED, T_OPENED},
+    {FIELD_NAME("resolved_at"), K_TIME, 0, T_RESOLVED, T_RESOLVED},
+    {FIELD_NAME("resource"), K_STRING, TT_EV_MAX_TEXT, T_USED, T_USED},
+    {FIELD_NAME("method"), K_METHOD, 0, T_USED, 0},
+    {FIELD_NAME("path"), K_STRING, TT_EV_MAX_PATH, T_USED, 0},
+    {FIELD_NAME("status"), K_STATUS, 0, T_USED, 0},
+    {FIELD_NAME("ip"), K_IP, 0, T_USED, 0},
+    {FIELD_NAME("reason"), K_STRING, TT_EV_MAX_TEXT, T_REVOKED, 0},
+    {FIELD_NAME("actor"), K_STRING, TT_EV_MAX_TEXT, T_REVOKED, 0},
+};
+
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+/* data.token, the raw token, has no output field of its own. */
+#define FIELD_TOKEN ((int)NFIELDS)
+
+/* Indexes of the fields the validator treats specially. */
+enum { FI_TOKEN_ID = 0, FI_TOKEN_TYPE = 6, FI_ISSUED_AT = 7, FI_EXPIRES_AT = 8, FI_INCIDENT_ID = 9 };
+
+/* Most top-level members besides the fixed attributes the validator looks at:
+ * it rejects the event at the latest on the one past TT_EV_MAX_EXTENSIONS. */
+#define MAX_EXT_SEEN (TT_EV_MAX_EXTENSIONS + 1)
+/* Most data members the scanner takes; more means an unknown one is among them. */
+#define MAX_DATA_SEEN (NFIELDS + 2)
+/* Most array entries (all lists together) the scanner takes; jansson does the rest. */
+#define SCAN_MAX_ITEMS 512
+
+typedef struct {
+    val attr[A__COUNT];
+    val field[NFIELDS + 1];       /* data members by fields[] index; [FIELD_TOKEN] = token */
+    member ext[MAX_EXT_SEEN];     /* other top-level members, input order */
+    size_t n_ext;
+    member data[MAX_DATA_SEEN];   /* scan path: data members, input order */
+    size_t n_data;
+    /* Strings come from the scanner, which has checked them to be valid UTF-8,
+     * so they can be copied without jansson checking them again. */
+    int nocheck;
+    size_t n_items;
+    item items[SCAN_MAX_ITEMS];   /* keep last: view_reset() leaves it alone */
+} view;
+
+static void view_reset(view *vw)
+{
+    memset(vw, 0, offsetof(view, items));
+}
+
+static int span_eq(const char *s, size_t n, const char *lit, size_t litlen)
+{
+    return n == litlen && memcmp(s, lit, n) == 0;
+}
+
+static int attr_index(const char *key, size_t n)
+{
+    for (int a = 0; a < A__COUNT; a++) {
+        if (span_eq(key, n, attr_names[a], strlen(attr_names[a]))) {
+            return a;
+        }
     }
-    size_t len = json_string_length(v);
-    /* jansson's parser never yields NUL in strings, but a caller-built json_t can. */
-    if (strlen(json_string_value(v)) != len) {
-        return fail(err, TT_REJ_BAD_VALUE, path, "contains a NUL byte");
+    return -1;
+}
+
+static int field_index(const char *key, size_t n)
+{
+    if (span_eq(key, n, "token", 5)) {
+        return FIELD_TOKEN;
     }
-    if (len == 0) {
-        return fail(err, TT_REJ_BAD_VALUE, path, "empty");
+    for (size_t i = 0; i < NFIELDS; i++) {
+        if (span_eq(key, n, fields[i].name, fields[i].len)) {
+            return (int)i;
+        }
     }
-    if (len > max) {
-        char problem[64];
-        snprintf(problem, sizeof(problem), "longer than %zu bytes", max);
-        return fail(err, TT_REJ_TOO_LONG, path, problem);
+    return -1;
+}
+
+static int field_allowed(int field, tt_event_type type)
+{
+    if (field == FIELD_TOKEN) {
+        return (BIT(type) & T_TOKEN) != 0;
     }
-    if (out_len != NULL) {
-        *out_len = len;
+    return field >= 0 && (fields[field].allowed & BIT(type)) != 0;
+}
+
+/* ---- front end 1: jansson values ---- */
+
+static void val_from_json(const json_t *j, val *v)
+{
+    v->j = j;
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        v->kind = V_STRING;
+        v->s = json_string_value(j);
+        v->n = json_string_length(j);
+        break;
+    case JSON_INTEGER:
+        v->kind = V_INTEGER;
+        v->i = json_integer_value(j);
+        break;
+    case JSON_REAL:
+        v->kind = V_REAL;
+        break;
+    case JSON_TRUE:
+        v->kind = V_TRUE;
+        break;
+    case JSON_FALSE:
+        v->kind = V_FALSE;
+        break;
+    case JSON_NULL:
+        v->kind = V_NULL;
+        break;
+    case JSON_OBJECT:
+        v->kind = V_OBJECT;
+        break;
+    case JSON_ARRAY:
+        v->kind = V_ARRAY;
+        v->n = json_array_size(j);
+        break;
+    }
+}
+
+/* Keys are matched as C strings (a key with an embedded NUL matches by its
+ * prefix, as strcmp would), but a slot only takes the member whose key is
+ * exactly the name, as json_object_get would. */
+static void view_from_json(const json_t *in, view *vw)
+{
+    const char *key;
+    size_t klen;
+    json_t *v;
+
+    view_reset(vw);
+    json_object_keylen_foreach((json_t *)(uintptr_t)in, key, klen, v) {
+        size_t clen = strlen(key);
+        int a = attr_index(key, clen);
+        if (a >= 0) {
+            if (clen == klen) {
+                val_from_json(v, &vw->attr[a]);
+            }
+            continue;
+        }
+        if (vw->n_ext < MAX_EXT_SEEN) {
+            member *m = &vw->ext[vw->n_ext++];
+            m->key = key;
+            m->keylen = clen;
+            val_from_json(v, &m->v);
+        }
+    }
+    const json_t *data = vw->attr[A_DATA].j;
+    if (json_is_object(data)) {
+        json_object_keylen_foreach((json_t *)(uintptr_t)data, key, klen, v) {
+            size_t clen = strlen(key);
+            int f = field_index(key, clen);
+            if (f >= 0 && clen == klen) {
+                val_from_json(v, &vw->field[f]);
+            }
+        }
+    }
+}
+
+/* ---- front end 2: the scanner ----
+ * Each scan_* returns 0, or -1 for "not the plain case: ask jansson". */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} scanner;
+
+static void skip_ws(scanner *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r')) {
+        sc->p++;
+    }
+}
+
+static int is_cont(unsigned char c)
+{
+    return (c & 0xc0) == 0x80;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0.
+ * Same rules as jansson: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t avail = (size_t)(end - p);
+    if (c >= 0xc2 && c <= 0xdf) {
+        return avail >= 2 && is_cont(p[1]) ? 2 : 0;
+    }
+    if (c >= 0xe0 && c <= 0xef) {
+        if (avail < 3 || !is_cont(p[1]) || !is_cont(p[2])) {
+            return 0;
+        }
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)) {
+            return 0; /* overlong, or a surrogate */
+        }
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (avail < 4 || !is_cont(p[1]) || !is_cont(p[2]) || !is_cont(p[3])) {
+            return 0;
+        }
+        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)) {
+            return 0; /* overlong, or past U+10FFFF */
+        }
+        return 4;
     }
     return 0;
 }
 
-static int put(json_t *obj, const char *key, json_t *val, tt_event_error *err)
+/* A string without escapes or control characters; sc->p is at the quote. */
+static int scan_string(scanner *sc, const char **s, size_t *n)
 {
-    if (val == NULL || json_object_set_new(obj, key, val) != 0) {
+    const unsigned char *p = (const unsigned char *)sc->p + 1;
+    const unsigned char *end = (const unsigned char *)sc->end;
+    const unsigned char *start = p;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') {
+            *s = (const char *)start;
+            *n = (size_t)(p - start);
+            sc->p = (const char *)p + 1;
+            return 0;
+        }
+        if (c < 0x20 || c == '\\') {
+            return -1;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t len = utf8_len(p, end);
+        if (len == 0) {
+            return -1;
+        }
+        p += len;
+    }
+    return -1;
+}
+
+/* An integer of at most 18 digits (it cannot overflow); reals go to jansson. */
+static int scan_integer(scanner *sc, val *v)
+{
+    const char *p = sc->p;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    const char *digits = p;
+    json_int_t x = 0;
+    while (p < sc->end && *p >= '0' && *p <= '9') {
+        if (p - digits == 18) {
+            return -1;
+        }
+        x = x * 10 + (*p - '0');
+        p++;
+    }
+    if (p == digits || (*digits == '0' && p - digits > 1)) {
+        return -1;
+    }
+    if (p < sc->end && (*p == '.' || *p == 'e' || *p == 'E')) {
+        return -1;
+    }
+    v->kind = V_INTEGER;
+    v->i = neg ? -x : x;
+    sc->p = p;
+    return 0;
+}
+
+/* A string, integer, true, false or null. */
+static int scan_scalar(scanner *sc, val *v)
+{
+    size_t left = (size_t)(sc->end - sc->p);
+    switch (*sc->p) {
+    case '"':
+        v->kind = V_STRING;
+        return scan_string(sc, &v->s, &v->n);
+    case 't':
+        if (left >= 4 && memcmp(sc->p, "true", 4) == 0) {
+            v->kind = V_TRUE;
+            sc->p += 4;
+            return 0;
+        }
+        return -1;
+    case 'f':
+        if (left >= 5 && memcmp(sc->p, "false", 5) == 0) {
+            v->kind = V_FALSE;
+            sc->p += 5;
+            return 0;
+        }
+        return -1;
+    case 'n':
+        if (left >= 4 && memcmp(sc->p, "null", 4) == 0) {
+            v->kind = V_NULL;
+            sc->p += 4;
+            return 0;
+        }
+        return -1;
+    default:
+        if (*sc->p == '-' || (*sc->p >= '0' && *sc->p <= '9')) {
+            return scan_integer(sc, v);
+        }
+        return -1;
+    }
+}
+
+/* Expects `c` after optional whitespace, then skips whitespace after it. */
+static int expect(scanner *sc, char c)
+{
+    skip_ws(sc);
+    if (sc->p >= sc->end || *sc->p != c) {
+        return -1;
+    }
+    sc->p++;
+    skip_ws(sc);
+    return sc->p < sc->end ? 0 : -1;
+}
+
+/* An array of scalars inside data; sc->p is at the '['. */
+static int scan_array(scanner *sc, view *vw, val *v)
+{
+    v->kind = V_ARRAY;
+    v->items = &vw->items[vw->n_items];
+    v->n = 0;
+    if (expect(sc, '[') != 0) {
+        return -1;
+    }
+    if (*sc->p == ']') {
+        sc->p++;
+        return 0;
+    }
+    for (;;) {
+        if (vw->n_items == SCAN_MAX_ITEMS) {
+            return -1;
+        }
+        val e = {0};
+        if (scan_scalar(sc, &e) != 0) {
+            return -1;
+        }
+        item *it = &vw->items[vw->n_items++];
+        it->is_string = e.kind == V_STRING;
+        it->s = e.s;
+        it->n = e.n;
+        v->n++;
+        skip_ws(sc);
+        if (sc->p < sc->end && *sc->p == ']') {
+            sc->p++;
+            return 0;
+        }
+        if (expect(sc, ',') != 0) {
+            return -1;
+        }
+    }
+}
+
+/* The members of data; sc->p is at the '{'. */
+static int scan_data(scanner *sc, view *vw)
+{
+    if (expect(sc, '{') != 0) {
+        return -1;
+    }
+    if (*sc->p == '}') {
+        sc->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *key;
+        size_t klen;
+        if (*sc->p != '"' || scan_string(sc, &key, &klen) != 0 || expect(sc, ':') != 0) {
+            return -1;
+        }
+        int f = field_index(key, klen);
+        if (f >= 0) {
+            if (vw->field[f].kind != V_ABSENT) {
+                return -1; /* duplicate key */
+            }
+        } else {
+            for (size_t i = 0; i < vw->n_data; i++) {
+                if (span_eq(key, klen, vw->data[i].key, vw->data[i].keylen)) {
+                    return -1;
+                }
+            }
+        }
+        if (vw->n_data == MAX_DATA_SEEN) {
+            return -1;
+        }
+        member *m = &vw->data[vw->n_data++];
+        m->key = key;
+        m->keylen = klen;
+        m->field = f;
+        val *v = f >= 0 ? &vw->field[f] : &m->v;
+        int rc = *sc->p == '[' ? scan_array(sc, vw, v) : scan_scalar(sc, v);
+        if (rc != 0) {
+            return -1;
+        }
+        skip_ws(sc);
+        if (sc->p < sc->end && *sc->p == '}') {
+            sc->p++;
+            return 0;
+        }
+        if (expect(sc, ',') != 0) {
+            return -1;
+        }
+    }
+}
+
+static int scan_event(const char *buf, size_t len, view *vw)
+{
+    scanner sc = {buf, buf + len};
+
+    view_reset(vw);
+    vw->nocheck = 1;
+    skip_ws(&sc);
+    if (sc.p >= sc.end || *sc.p != '{' || expect(&sc, '{') != 0) {
+        return -1;
+    }
+    if (*sc.p == '}') {
+        sc.p++;
+    } else {
+        for (;;) {
+            const char *key;
+            size_t klen;
+            if (*sc.p != '"' || scan_string(&sc, &key, &klen) != 0 || expect(&sc, ':') != 0) {
+                return -1;
+            }
+            int a = attr_index(key, klen);
+            val *v;
+            if (a >= 0) {
+                v = &vw->attr[a];
+                if (v->kind != V_ABSENT) {
+                    return -1;
+                }
+            } else {
+                for (size_t i = 0; i < vw->n_ext; i++) {
+                    if (span_eq(key, klen, vw->ext[i].key, vw->ext[i].keylen)) {
+                        return -1;
+                    }
+                }
+                if (vw->n_ext == MAX_EXT_SEEN) {
+                    return -1;
+                }
+                member *m = &vw->ext[vw->n_ext++];
+                m->key = key;
+                m->keylen = klen;
+                v = &m->v;
+            }
+            int rc;
+            if (a == A_DATA && *sc.p == '{') {
+                v->kind = V_OBJECT;
+                rc = scan_data(&sc, vw);
+            } else {
+                rc = scan_scalar(&sc, v);
+            }
+            if (rc != 0) {
+                return -1;
+            }
+            skip_ws(&sc);
+            if (sc.p < sc.end && *sc.p == '}') {
+                sc.p++;
+                break;
+            }
+            if (expect(&sc, ',') != 0) {
+                return -1;
+            }
+        }
+    }
+    skip_ws(&sc);
+    return sc.p == sc.end ? 0 : -1;
+}
+
+/* ---- typed readers; each names its path in its error ---- */
+
+static json_t *mkstr(const view *vw, const char *s, size_t n)
+{
+    return vw->nocheck ? json_stringn_nocheck(s, n) : json_stringn(s, n);
+}
+
+/* A non-empty string of at most max bytes without embedded NUL. */
+static int check_string(const val *v, const char *prefix, const char *name, size_t max,
+                        tt_event_error *err)
+{
+    if (v->kind != V_STRING) {
+        return fail_at(err, TT_REJ_WRONG_TYPE, prefix, name, "not a string");
+    }
+    /* jansson's parser never yields NUL in strings, but a caller-built json_t can. */
+    if (v->j != NULL && memchr(v->s, '\0', v->n) != NULL) {
+        return fail_at(err, TT_REJ_BAD_VALUE, prefix, name, "contains a NUL byte");
+    }
+    if (v->n == 0) {
+        return fail_at(err, TT_REJ_BAD_VALUE, prefix, name, "empty");
+    }
+    if (v->n > max) {
+        char problem[64];
+        snprintf(problem, sizeof(problem), "longer than %zu bytes", max);
+        return fail_at(err, TT_REJ_TOO_LONG, prefix, name, problem);
+    }
+    return 0;
+}
+
+/* Adds v (a new reference, NULL when its allocation failed) as obj[key]. */
+static int put(json_t *obj, const char *key, json_t *v, tt_event_error *err)
+{
+    if (v == NULL || json_object_set_new_nocheck(obj, key, v) != 0) {
         return fail_oom(err);
     }
     return 0;
 }
 
-/* Copies the validated string v into obj[key]. */
-static int put_copy(json_t *obj, const char *key, const json_t *v, tt_event_error *err)
+/* Reads a timestamp. Returns 0, -1 with *why set, or -2 when out of memory. */
+static int read_time(const val *v, int64_t *out_ms, const char **why)
 {
-    return put(obj, key, json_stringn(json_string_value(v), json_string_length(v)), err);
+    if (v->j != NULL) {
+        return tt_time_from_json(v->j, out_ms, why);
+    }
+    /* The usual RFC 3339 string is parsed in place. An RFC 3339 string can
+     * never be an epoch string (it has '-'), so this is the same verdict. */
+    if (v->kind == V_STRING && tt_time_parse_rfc3339(v->s, v->n, out_ms) == 0) {
+        return 0;
+    }
+    /* Anything else goes through the one reference reader. */
+    json_t *tmp;
+    if (v->kind == V_STRING) {
+        tmp = json_stringn_nocheck(v->s, v->n);
+    } else if (v->kind == V_INTEGER) {
+        tmp = json_integer(v->i);
+    } else {
+        tmp = json_null(); /* stands in for every other type: none is a timestamp */
+    }
+    if (tmp == NULL) {
+        return -2;
+    }
+    int rc = tt_time_from_json(tmp, out_ms, why);
+    json_decref(tmp);
+    return rc;
 }
 
-static int get_time(const json_t *v, const char *path, tt_event_error *err, int64_t *out_ms)
+static int get_time(const val *v, const char *prefix, const char *name, tt_event_error *err,
+                    int64_t *out_ms)
 {
     const char *why = "not a timestamp";
-    if (tt_time_from_json(v, out_ms, &why) != 0) {
-        return fail(err, TT_REJ_TIMESTAMP, path, why);
+    int rc = read_time(v, out_ms, &why);
+    if (rc == -2) {
+        return fail_oom(err);
+    }
+    if (rc != 0) {
+        return fail_at(err, TT_REJ_TIMESTAMP, prefix, name, why);
     }
     return 0;
 }
@@ -182,7 +797,8 @@ static int put_time(json_t *obj, const char *key, int64_t ms, tt_event_error *er
 {
     char buf[TT_TIME_BUFSZ];
     tt_time_format(ms, buf);
-    return put(obj, key, json_string(buf), err);
+    /* Formatted by us: plain ASCII, fixed length. */
+    return put(obj, key, json_stringn_nocheck(buf, 24), err);
 }
 
 /* ---- lists: scopes, audience, services ---- */
@@ -217,27 +833,33 @@ enum list_mode {
     LIST_SERVICES, /* array only */
 };
 
-/* Checks one list entry; `name` is e.g. "data.scopes", `idx` its position. */
+static int fail_entry(tt_event_error *err, tt_reject_reason reason, const char *name, size_t idx,
+                      const char *problem)
+{
+    err->reason = reason;
+    snprintf(err->msg, sizeof(err->msg), "data.%s[%zu]: %s", name, idx, problem);
+    return -1;
+}
+
+/* Checks one list entry of data.<name> at position idx. */
 static int check_entry(const char *name, size_t idx, const char *p, size_t n, enum list_mode mode,
                        tt_event_error *err)
 {
-    char path[64];
-    char problem[64];
-    snprintf(path, sizeof(path), "%s[%zu]", name, idx);
     if (memchr(p, '\0', n) != NULL) {
-        return fail(err, TT_REJ_BAD_VALUE, path, "contains a NUL byte");
+        return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, "contains a NUL byte");
     }
     if (n == 0) {
-        return fail(err, TT_REJ_BAD_VALUE, path, "empty");
+        return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, "empty");
     }
     if (n > TT_EV_MAX_SCOPE) {
+        char problem[64];
         snprintf(problem, sizeof(problem), "longer than %d bytes", TT_EV_MAX_SCOPE);
-        return fail(err, TT_REJ_TOO_LONG, path, problem);
+        return fail_entry(err, TT_REJ_TOO_LONG, name, idx, problem);
     }
     if (mode == LIST_SCOPES) {
         for (size_t i = 0; i < n; i++) {
             if (!is_scope_char((unsigned char)p[i])) {
-                return fail(err, TT_REJ_BAD_VALUE, path, "invalid scope character");
+                return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, "invalid scope character");
             }
         }
     }
@@ -248,38 +870,49 @@ static int too_many(const char *name, tt_event_error *err)
 {
     char problem[64];
     snprintf(problem, sizeof(problem), "more than %d entries", TT_EV_MAX_LIST);
-    return fail(err, TT_REJ_TOO_LONG, name, problem);
+    return fail_at(err, TT_REJ_TOO_LONG, "data.", name, problem);
 }
 
-/* Validates v as a list and stores it in out[key] sorted and de-duplicated. */
-static int put_list(json_t *out, const char *key, const char *name, const json_t *v,
+/* Entry i of an array value: 1 with its bytes when it is a string, else 0. */
+static int list_item(const val *v, size_t i, const char **p, size_t *n)
+{
+    if (v->j != NULL) {
+        const json_t *e = json_array_get(v->j, i);
+        if (!json_is_string(e)) {
+            return 0;
+        }
+        *p = json_string_value(e);
+        *n = json_string_length(e);
+        return 1;
+    }
+    *p = v->items[i].s;
+    *n = v->items[i].n;
+    return v->items[i].is_string;
+}
+
+/* Validates v as a list and stores it in out[name] sorted and de-duplicated. */
+static int put_list(const view *vw, json_t *out, const char *name, const val *v,
                     enum list_mode mode, tt_event_error *err)
 {
     span items[TT_EV_MAX_LIST];
     size_t count = 0;
 
-    if (json_is_array(v)) {
-        size_t size = json_array_size(v);
-        if (size > TT_EV_MAX_LIST) {
+    if (v->kind == V_ARRAY) {
+        if (v->n > TT_EV_MAX_LIST) {
             return too_many(name, err);
         }
-        for (size_t i = 0; i < size; i++) {
-            const json_t *e = json_array_get(v, i);
-            if (!json_is_string(e)) {
-                char path[64];
-                snprintf(path, sizeof(path), "%s[%zu]", name, i);
-                return fail(err, TT_REJ_WRONG_TYPE, path, "not a string");
+        for (size_t i = 0; i < v->n; i++) {
+            if (!list_item(v, i, &items[count].p, &items[count].n)) {
+                return fail_entry(err, TT_REJ_WRONG_TYPE, name, i, "not a string");
             }
-            items[count].p = json_string_value(e);
-            items[count].n = json_string_length(e);
             if (check_entry(name, i, items[count].p, items[count].n, mode, err) != 0) {
                 return -1;
             }
             count++;
         }
-    } else if (json_is_string(v) && mode == LIST_SCOPES) {
-        const char *s = json_string_value(v);
-        size_t len = json_string_length(v);
+    } else if (v->kind == V_STRING && mode == LIST_SCOPES) {
+        const char *s = v->s;
+        size_t len = v->n;
         size_t i = 0;
         while (i < len) {
             if (s[i] == ' ') {
@@ -300,19 +933,25 @@ static int put_list(json_t *out, const char *key, const char *name, const json_t
             items[count].n = i - start;
             count++;
         }
-    } else if (json_is_string(v) && mode == LIST_AUDIENCE) {
-        items[0].p = json_string_value(v);
-        items[0].n = json_string_length(v);
+    } else if (v->kind == V_STRING && mode == LIST_AUDIENCE) {
+        items[0].p = v->s;
+        items[0].n = v->n;
         if (check_entry(name, 0, items[0].p, items[0].n, mode, err) != 0) {
             return -1;
         }
         count = 1;
     } else {
         const char *problem = mode == LIST_SERVICES ? "not an array" : "not a string or array";
-        return fail(err, TT_REJ_WRONG_TYPE, name, problem);
+        return fail_at(err, TT_REJ_WRONG_TYPE, "data.", name, problem);
     }
 
-    qsort(items, count, sizeof(items[0]), span_cmp);
+    /* Lists usually arrive sorted already; qsort only when they are not. */
+    for (size_t i = 1; i < count; i++) {
+        if (span_cmp(&items[i - 1], &items[i]) > 0) {
+            qsort(items, count, sizeof(items[0]), span_cmp);
+            break;
+        }
+    }
     json_t *arr = json_array();
     if (arr == NULL) {
         return fail_oom(err);
@@ -321,250 +960,225 @@ static int put_list(json_t *out, const char *key, const char *name, const json_t
         if (i > 0 && span_cmp(&items[i - 1], &items[i]) == 0) {
             continue;
         }
-        if (json_array_append_new(arr, json_stringn(items[i].p, items[i].n)) != 0) {
+        if (json_array_append_new(arr, mkstr(vw, items[i].p, items[i].n)) != 0) {
             json_decref(arr);
             return fail_oom(err);
         }
     }
-    return put(out, key, arr, err);
+    return put(out, name, arr, err);
 }
 
 /* ---- data fields ---- */
 
-enum field_kind {
-    K_TOKEN_ID, /* token_id and/or token */
-    K_STRING,
-    K_SCOPES,
-    K_AUDIENCE,
-    K_SERVICES,
-    K_TOKEN_TYPE,
-    K_TIME,
-    K_METHOD,
-    K_STATUS,
-    K_IP,
-};
-
-typedef struct {
-    const char *name;
-    enum field_kind kind;
-    size_t max;         /* K_STRING: byte limit */
-    unsigned allowed;   /* bit per event type */
-    unsigned required;  /* bit per event type */
-} field_def;
-
-/* Canonical output order. Token and incident fields never share a type except
- * incident_id, which sits where both orders want it. */
-static const field_def fields[] = {
-    {"token_id", K_TOKEN_ID, TT_EV_MAX_ID, T_TOKEN, T_TOKEN},
-    {"client_id", K_STRING, TT_EV_MAX_ID, T_TOKEN, T_ISSUED},
-    {"subject", K_STRING, TT_EV_MAX_TEXT, T_TOKEN, 0},
-    {"scopes", K_SCOPES, 0, T_TOKEN, T_ISSUED},
-    {"audience", K_AUDIENCE, 0, T_TOKEN, 0},
-    {"grant_type", K_STRING, TT_EV_MAX_SCOPE, T_TOKEN, 0},
-    {"token_type", K_TOKEN_TYPE, 0, T_TOKEN, 0},
-    {"issued_at", K_TIME, 0, T_TOKEN, T_ISSUED},
-    {"expires_at", K_TIME, 0, T_TOKEN, T_ISSUED},
-    {"incident_id", K_STRING, TT_EV_MAX_ID, T_TOKEN | T_INCIDENT, T_INCIDENT},
-    {"title", K_STRING, TT_EV_MAX_TEXT, T_INCIDENT, 0},
-    {"severity", K_STRING, SEVERITY_MAX, T_INCIDENT, T_OPENED},
-    {"services", K_SERVICES, 0, T_INCIDENT, T_OPENED},
-    {"opened_at", K_TIME, 0, T_OPENED, T_OPENED},
-    {"resolved_at", K_TIME, 0, T_RESOLVED, T_RESOLVED},
-    {"resource", K_STRING, TT_EV_MAX_TEXT, T_USED, T_USED},
-    {"method", K_METHOD, 0, T_USED, 0},
-    {"path", K_STRING, TT_EV_MAX_PATH, T_USED, 0},
-    {"status", K_STATUS, 0, T_USED, 0},
-    {"ip", K_IP, 0, T_USED, 0},
-    {"reason", K_STRING, TT_EV_MAX_TEXT, T_REVOKED, 0},
-    {"actor", K_STRING, TT_EV_MAX_TEXT, T_REVOKED, 0},
-};
-
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
-
-static int data_key_allowed(const char *key, tt_event_type type)
-{
-    if ((BIT(type) & T_TOKEN) != 0 && strcmp(key, "token") == 0) {
-        return 1;
-    }
-    for (size_t i = 0; i < NFIELDS; i++) {
-        if ((fields[i].allowed & BIT(type)) != 0 && strcmp(key, fields[i].name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* A token_id that is really a JWS: "eyJ" is base64url of '{"'. */
-static int looks_like_jwt(const char *s)
+static int looks_like_jwt(const char *s, size_t n)
 {
-    if (strncmp(s, "eyJ", 3) != 0) {
+    if (n < 3 || memcmp(s, "eyJ", 3) != 0) {
         return 0;
     }
     int dots = 0;
-    for (const char *p = s; *p != '\0'; p++) {
-        dots += *p == '.';
+    for (size_t i = 0; i < n; i++) {
+        dots += s[i] == '.';
     }
     return dots >= 2;
 }
 
-static int do_token_id(const json_t *data, json_t *out, tt_event_error *err)
+/* tt_is_fingerprint for a string of known length without NUL. */
+static int is_fingerprint_span(const char *s, size_t n)
 {
-    const json_t *tid = json_object_get(data, "token_id");
-    const json_t *tok = json_object_get(data, "token");
+    if (n != 7 + 64 || memcmp(s, "sha256:", 7) != 0) {
+        return 0;
+    }
+    for (size_t i = 7; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_error *err)
+{
+    const val *tid = &vw->field[FI_TOKEN_ID];
+    const val *tok = &vw->field[FIELD_TOKEN];
     char fp[TT_FINGERPRINT_BUFSZ];
 
-    if (tid != NULL) {
-        if (get_string(tid, "data.token_id", TT_EV_MAX_ID, err, NULL) != 0) {
+    if (tid->kind != V_ABSENT) {
+        if (check_string(tid, "data.", "token_id", TT_EV_MAX_ID, err) != 0) {
             return -1;
         }
-        const char *s = json_string_value(tid);
-        if (looks_like_jwt(s)) {
+        if (looks_like_jwt(tid->s, tid->n)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id",
                         "looks like a raw JWT; send it as data.token to have it fingerprinted");
         }
-        if (strncmp(s, "sha256:", 7) == 0 && !tt_is_fingerprint(s)) {
+        if (tid->n >= 7 && memcmp(tid->s, "sha256:", 7) == 0 && !is_fingerprint_span(tid->s, tid->n)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id", "malformed sha256 fingerprint");
         }
     }
-    if (tok != NULL) {
-        if (!json_is_string(tok)) {
+    if (tok->kind != V_ABSENT) {
+        if (tok->kind != V_STRING) {
             return fail(err, TT_REJ_WRONG_TYPE, "data.token", "not a string");
         }
-        size_t len = json_string_length(tok);
-        if (len == 0) {
+        if (tok->n == 0) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token", "empty");
         }
-        if (len > TT_EV_MAX_TOKEN) {
+        if (tok->n > TT_EV_MAX_TOKEN) {
             char problem[64];
             snprintf(problem, sizeof(problem), "longer than %d bytes", TT_EV_MAX_TOKEN);
             return fail(err, TT_REJ_TOO_LONG, "data.token", problem);
         }
         /* The whole byte string is hashed, embedded NULs included: the token
          * is opaque and never stored, so there is nothing to protect. */
-        tt_fingerprint(json_string_value(tok), len, fp);
+        tt_fingerprint(tok->s, tok->n, fp);
         if (fp[0] == '\0') {
             return fail(err, TT_REJ_BAD_VALUE, "data.token", "could not be fingerprinted");
         }
-        if (tid != NULL && strcmp(json_string_value(tid), fp) != 0) {
+        size_t fplen = strlen(fp);
+        if (tid->kind != V_ABSENT && !span_eq(tid->s, tid->n, fp, fplen)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id",
                         "does not match the fingerprint of data.token");
         }
-        return put(out, "token_id", json_string(fp), err);
+        *token_id = json_stringn_nocheck(fp, fplen);
+        return put(out, "token_id", *token_id, err);
     }
-    if (tid == NULL) {
+    if (tid->kind == V_ABSENT) {
         return fail(err, TT_REJ_MISSING, "data.token_id", "missing (send token_id or token)");
     }
-    return put_copy(out, "token_id", tid, err);
+    *token_id = mkstr(vw, tid->s, tid->n);
+    return put(out, "token_id", *token_id, err);
 }
 
 typedef struct {
-    tt_event_type type;
     int64_t issued_ms;
     int have_issued;
+    json_t *incident_id;  /* the output string, borrowed from the data object */
 } data_state;
 
-static int do_field(const field_def *f, const json_t *v, json_t *out, data_state *st,
+static int do_field(const view *vw, size_t fi, const val *v, json_t *out, data_state *st,
                     tt_event_error *err)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "data.%s", f->name);
+    const field_def *f = &fields[fi];
 
     switch (f->kind) {
     case K_TOKEN_ID:
         /* build_data routes this kind to do_token_id, which also reads data.token. */
-        return fail(err, TT_REJ_BAD_VALUE, path, "internal error");
-    case K_STRING:
-        if (get_string(v, path, f->max, err, NULL) != 0) {
+        return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "internal error");
+    case K_STRING: {
+        if (check_string(v, "data.", f->name, f->max, err) != 0) {
             return -1;
         }
-        return put_copy(out, f->name, v, err);
+        json_t *s = mkstr(vw, v->s, v->n);
+        if (fi == FI_INCIDENT_ID) {
+            st->incident_id = s;
+        }
+        return put(out, f->name, s, err);
+    }
     case K_SCOPES:
-        return put_list(out, f->name, path, v, LIST_SCOPES, err);
+        return put_list(vw, out, f->name, v, LIST_SCOPES, err);
     case K_AUDIENCE:
-        return put_list(out, f->name, path, v, LIST_AUDIENCE, err);
+        return put_list(vw, out, f->name, v, LIST_AUDIENCE, err);
     case K_SERVICES:
-        return put_list(out, f->name, path, v, LIST_SERVICES, err);
-    case K_TOKEN_TYPE: {
-        if (get_string(v, path, TT_EV_MAX_ID, err, NULL) != 0) {
+        return put_list(vw, out, f->name, v, LIST_SERVICES, err);
+    case K_TOKEN_TYPE:
+        if (check_string(v, "data.", f->name, TT_EV_MAX_ID, err) != 0) {
             if (err->reason == TT_REJ_WRONG_TYPE) {
                 return -1;
             }
-            return fail(err, TT_REJ_BAD_VALUE, path, "must be one of access, refresh");
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "must be one of access, refresh");
         }
-        const char *s = json_string_value(v);
-        if (strcmp(s, "access") != 0 && strcmp(s, "refresh") != 0) {
-            return fail(err, TT_REJ_BAD_VALUE, path, "must be one of access, refresh");
+        if (!span_eq(v->s, v->n, "access", 6) && !span_eq(v->s, v->n, "refresh", 7)) {
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "must be one of access, refresh");
         }
-        return put_copy(out, f->name, v, err);
-    }
+        return put(out, f->name, json_stringn_nocheck(v->s, v->n), err);
     case K_TIME: {
         int64_t ms = 0;
-        if (get_time(v, path, err, &ms) != 0) {
+        if (get_time(v, "data.", f->name, err, &ms) != 0) {
             return -1;
         }
-        if (strcmp(f->name, "issued_at") == 0) {
+        if (fi == FI_ISSUED_AT) {
             st->issued_ms = ms;
             st->have_issued = 1;
-        } else if (strcmp(f->name, "expires_at") == 0 && st->have_issued && ms < st->issued_ms) {
-            return fail(err, TT_REJ_BAD_VALUE, path, "before data.issued_at");
+        } else if (fi == FI_EXPIRES_AT && st->have_issued && ms < st->issued_ms) {
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "before data.issued_at");
         }
         return put_time(out, f->name, ms, err);
     }
-    case K_METHOD: {
-        size_t len = 0;
-        if (get_string(v, path, METHOD_MAX, err, &len) != 0) {
+    case K_METHOD:
+        if (check_string(v, "data.", f->name, METHOD_MAX, err) != 0) {
             return -1;
         }
-        const char *s = json_string_value(v);
-        for (size_t i = 0; i < len; i++) {
-            if (s[i] < 'A' || s[i] > 'Z') {
-                return fail(err, TT_REJ_BAD_VALUE, path, "must be uppercase letters A-Z");
+        for (size_t i = 0; i < v->n; i++) {
+            if (v->s[i] < 'A' || v->s[i] > 'Z') {
+                return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name,
+                               "must be uppercase letters A-Z");
             }
         }
-        return put_copy(out, f->name, v, err);
-    }
-    case K_STATUS: {
-        if (!json_is_integer(v)) {
-            return fail(err, TT_REJ_WRONG_TYPE, path, "not an integer");
+        return put(out, f->name, json_stringn_nocheck(v->s, v->n), err);
+    case K_STATUS:
+        if (v->kind != V_INTEGER) {
+            return fail_at(err, TT_REJ_WRONG_TYPE, "data.", f->name, "not an integer");
         }
-        json_int_t n = json_integer_value(v);
-        if (n < 100 || n > 599) {
-            return fail(err, TT_REJ_BAD_VALUE, path, "out of range 100..599");
+        if (v->i < 100 || v->i > 599) {
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "out of range 100..599");
         }
-        return put(out, f->name, json_integer(n), err);
-    }
+        return put(out, f->name, json_integer(v->i), err);
     case K_IP: {
         unsigned char addr[sizeof(struct in6_addr)];
-        if (get_string(v, path, IP_MAX, err, NULL) != 0) {
+        char text[IP_MAX + 1];
+        if (check_string(v, "data.", f->name, IP_MAX, err) != 0) {
             return -1;
         }
-        const char *s = json_string_value(v);
-        if (inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
-            return fail(err, TT_REJ_BAD_VALUE, path, "not an IP address");
+        /* inet_pton wants a C string; the value has no NUL and fits. */
+        memcpy(text, v->s, v->n);
+        text[v->n] = '\0';
+        if (inet_pton(AF_INET, text, addr) != 1 && inet_pton(AF_INET6, text, addr) != 1) {
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", f->name, "not an IP address");
         }
-        return put_copy(out, f->name, v, err);
+        return put(out, f->name, mkstr(vw, v->s, v->n), err);
     }
     }
     return -1;
 }
 
-/* Builds the canonical data object for `type` from `data`. */
-static int build_data(const json_t *data, tt_event_type type, json_t *out, tt_event_error *err)
+/* Rejects the first data member that `type` does not allow. */
+static int check_data_keys(const view *vw, tt_event_type type, tt_event_error *err)
 {
-    const char *key;
-    json_t *val;
-    data_state st = {type, 0, 0};
+    const json_t *data = vw->attr[A_DATA].j;
+    if (data != NULL) {
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)(uintptr_t)data, key, v) {
+            size_t n = strlen(key);
+            if (!field_allowed(field_index(key, n), type)) {
+                char name[ECHO_MAX + 1];
+                sanitize(key, n, name);
+                return fail_at(err, TT_REJ_UNKNOWN_FIELD, "data.", name, "unknown field");
+            }
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < vw->n_data; i++) {
+        const member *m = &vw->data[i];
+        if (!field_allowed(m->field, type)) {
+            char name[ECHO_MAX + 1];
+            sanitize(m->key, m->keylen, name);
+            return fail_at(err, TT_REJ_UNKNOWN_FIELD, "data.", name, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* Builds the canonical data object for `type`. */
+static int build_data(const view *vw, tt_event_type type, json_t *out, tt_event *ev,
+                      tt_event_error *err)
+{
+    data_state st = {0, 0, NULL};
+    json_t *token_id = NULL;
 
     /* Unknown fields first: a payload carrying a stray secret (access_token,
      * password...) is always reported as such, whatever else is wrong. */
-    json_object_foreach((json_t *)data, key, val) {
-        if (!data_key_allowed(key, type)) {
-            char name[ECHO_MAX + 1];
-            char path[ECHO_MAX + 8];
-            sanitize(key, strlen(key), name);
-            snprintf(path, sizeof(path), "data.%s", name);
-            return fail(err, TT_REJ_UNKNOWN_FIELD, path, "unknown field");
-        }
+    if (check_data_keys(vw, type, err) != 0) {
+        return -1;
     }
 
     for (size_t i = 0; i < NFIELDS; i++) {
@@ -573,53 +1187,38 @@ static int build_data(const json_t *data, tt_event_type type, json_t *out, tt_ev
             continue;
         }
         if (f->kind == K_TOKEN_ID) {
-            if (do_token_id(data, out, err) != 0) {
+            if (do_token_id(vw, out, &token_id, err) != 0) {
                 return -1;
             }
             continue;
         }
-        const json_t *v = json_object_get(data, f->name);
-        if (v == NULL) {
+        const val *v = &vw->field[i];
+        if (v->kind == V_ABSENT) {
             if ((f->required & BIT(type)) != 0) {
-                char path[64];
-                snprintf(path, sizeof(path), "data.%s", f->name);
-                return fail(err, TT_REJ_MISSING, path, "missing");
+                return fail_at(err, TT_REJ_MISSING, "data.", f->name, "missing");
             }
-            if (f->kind == K_TOKEN_TYPE && type == TT_EV_TOKEN_ISSUED) {
-                if (put(out, f->name, json_string("access"), err) != 0) {
+            if (i == FI_TOKEN_TYPE && type == TT_EV_TOKEN_ISSUED) {
+                if (put(out, f->name, json_stringn_nocheck("access", 6), err) != 0) {
                     return -1;
                 }
             }
             continue;
         }
-        if (do_field(f, v, out, &st, err) != 0) {
+        if (do_field(vw, i, v, out, &st, err) != 0) {
             return -1;
         }
     }
+    ev->token_id = token_id ? json_string_value(token_id) : NULL;
+    ev->incident_id = st.incident_id ? json_string_value(st.incident_id) : NULL;
     return 0;
 }
 
 /* ---- top level ---- */
 
-static const char *const known_attrs[] = {
-    "specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema", "data",
-};
-
-static int is_known_attr(const char *key)
-{
-    for (size_t i = 0; i < sizeof(known_attrs) / sizeof(known_attrs[0]); i++) {
-        if (strcmp(key, known_attrs[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* CloudEvents extension attribute names: lowercase letters and digits, at
  * most 20 of them. */
-static int is_ext_name(const char *key)
+static int is_ext_name(const char *key, size_t n)
 {
-    size_t n = strlen(key);
     if (n == 0 || n > EXT_NAME_MAX) {
         return 0;
     }
@@ -631,33 +1230,45 @@ static int is_ext_name(const char *key)
     return 1;
 }
 
-static int cmp_str_ptr(const void *a, const void *b)
+static json_t *ext_value(const view *vw, const val *v)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    if (v->j != NULL) {
+        return json_copy((json_t *)(uintptr_t)v->j);
+    }
+    switch (v->kind) {
+    case V_STRING:
+        return mkstr(vw, v->s, v->n);
+    case V_INTEGER:
+        return json_integer(v->i);
+    case V_TRUE:
+        return json_true();
+    case V_FALSE:
+        return json_false();
+    default:
+        return NULL; /* the scanner hands reals to jansson */
+    }
 }
 
 /* Validates the extension attributes and adds them to out, sorted by name. */
-static int put_extensions(json_t *in, json_t *out, tt_event_error *err)
+static int put_extensions(const view *vw, json_t *out, tt_event_error *err)
 {
-    const char *names[TT_EV_MAX_EXTENSIONS];
+    const member *ext[TT_EV_MAX_EXTENSIONS];
     size_t count = 0;
-    const char *key;
-    json_t *val;
 
-    json_object_foreach(in, key, val) {
-        if (is_known_attr(key)) {
-            continue;
-        }
+    for (size_t i = 0; i < vw->n_ext; i++) {
+        const member *m = &vw->ext[i];
+        const val *v = &m->v;
         char name[ECHO_MAX + 1];
-        sanitize(key, strlen(key), name);
-        if (!is_ext_name(key)) {
+        sanitize(m->key, m->keylen, name);
+        if (!is_ext_name(m->key, m->keylen)) {
             return fail(err, TT_REJ_UNKNOWN_FIELD, name, "unknown attribute");
         }
-        if (json_is_string(val)) {
-            if (get_string(val, name, TT_EV_MAX_TEXT, err, NULL) != 0) {
+        if (v->kind == V_STRING) {
+            if (check_string(v, "", name, TT_EV_MAX_TEXT, err) != 0) {
                 return -1;
             }
-        } else if (!json_is_integer(val) && !json_is_real(val) && !json_is_boolean(val)) {
+        } else if (v->kind != V_INTEGER && v->kind != V_REAL && v->kind != V_TRUE &&
+                   v->kind != V_FALSE) {
             return fail(err, TT_REJ_WRONG_TYPE, name, "not a string, number or boolean");
         }
         if (count == TT_EV_MAX_EXTENSIONS) {
@@ -666,134 +1277,193 @@ static int put_extensions(json_t *in, json_t *out, tt_event_error *err)
                      TT_EV_MAX_EXTENSIONS);
             return fail(err, TT_REJ_TOO_LONG, name, problem);
         }
-        names[count++] = key;
+        /* Insertion sort by name: at most 16 names, and usually none. */
+        span key = {m->key, m->keylen};
+        size_t pos = count;
+        while (pos > 0) {
+            span prev = {ext[pos - 1]->key, ext[pos - 1]->keylen};
+            if (span_cmp(&prev, &key) <= 0) {
+                break;
+            }
+            ext[pos] = ext[pos - 1];
+            pos--;
+        }
+        ext[pos] = m;
+        count++;
     }
-    qsort(names, count, sizeof(names[0]), cmp_str_ptr);
     for (size_t i = 0; i < count; i++) {
-        if (put(out, names[i], json_copy(json_object_get(in, names[i])), err) != 0) {
-            return -1;
+        json_t *v = ext_value(vw, &ext[i]->v);
+        if (v == NULL ||
+            json_object_setn_new_nocheck(out, ext[i]->key, ext[i]->keylen, v) != 0) {
+            return fail_oom(err);
         }
     }
     return 0;
 }
 
-static int build_event(json_t *in, json_t *out, tt_event *ev, tt_event_error *err)
+static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error *err)
 {
-    const json_t *v;
-
-    v = json_object_get(in, "specversion");
-    if (v == NULL) {
+    const val *v = &vw->attr[A_SPECVERSION];
+    if (v->kind == V_ABSENT) {
         return fail(err, TT_REJ_MISSING, "specversion", "missing");
     }
-    if (!json_is_string(v)) {
+    if (v->kind != V_STRING) {
         return fail(err, TT_REJ_WRONG_TYPE, "specversion", "not a string");
     }
-    if (strcmp(json_string_value(v), "1.0") != 0 || json_string_length(v) != 3) {
+    if (!span_eq(v->s, v->n, "1.0", 3)) {
         return fail(err, TT_REJ_BAD_VALUE, "specversion", "must be \"1.0\"");
     }
-    if (put(out, "specversion", json_string("1.0"), err) != 0) {
+    if (put(out, "specversion", json_stringn_nocheck("1.0", 3), err) != 0) {
         return -1;
     }
 
     static const struct {
-        const char *name;
+        int attr;
         size_t max;
-    } required_strings[] = {{"id", TT_EV_MAX_ID}, {"source", TT_EV_MAX_SOURCE}};
+    } required_strings[] = {{A_ID, TT_EV_MAX_ID}, {A_SOURCE, TT_EV_MAX_SOURCE}};
+    json_t *copies[2];
     for (size_t i = 0; i < 2; i++) {
-        v = json_object_get(in, required_strings[i].name);
-        if (v == NULL) {
-            return fail(err, TT_REJ_MISSING, required_strings[i].name, "missing");
+        const char *name = attr_names[required_strings[i].attr];
+        v = &vw->attr[required_strings[i].attr];
+        if (v->kind == V_ABSENT) {
+            return fail(err, TT_REJ_MISSING, name, "missing");
         }
-        if (get_string(v, required_strings[i].name, required_strings[i].max, err, NULL) != 0 ||
-            put_copy(out, required_strings[i].name, v, err) != 0) {
+        if (check_string(v, "", name, required_strings[i].max, err) != 0) {
+            return -1;
+        }
+        copies[i] = mkstr(vw, v->s, v->n);
+        if (put(out, name, copies[i], err) != 0) {
             return -1;
         }
     }
 
-    v = json_object_get(in, "type");
-    if (v == NULL) {
+    v = &vw->attr[A_TYPE];
+    if (v->kind == V_ABSENT) {
         return fail(err, TT_REJ_MISSING, "type", "missing");
     }
-    if (!json_is_string(v)) {
+    if (v->kind != V_STRING) {
         return fail(err, TT_REJ_WRONG_TYPE, "type", "not a string");
     }
-    tt_event_type type = tt_event_type_from_name(json_string_value(v));
-    if (type == TT_EV_UNKNOWN || strlen(json_string_value(v)) != json_string_length(v)) {
+    tt_event_type type = TT_EV_UNKNOWN;
+    for (int t = TT_EV_UNKNOWN + 1; t < TT_EV__COUNT; t++) {
+        if (span_eq(v->s, v->n, type_names[t], strlen(type_names[t]))) {
+            type = (tt_event_type)t;
+        }
+    }
+    if (type == TT_EV_UNKNOWN) {
         char echo[ECHO_MAX + 1];
         char problem[ECHO_MAX + 32];
-        sanitize(json_string_value(v), json_string_length(v), echo);
+        sanitize(v->s, v->n, echo);
         snprintf(problem, sizeof(problem), "unknown event type \"%s\"", echo);
         return fail(err, TT_REJ_UNKNOWN_TYPE, "type", problem);
     }
     err->type = type;
-    if (put(out, "type", json_string(tt_event_type_name(type)), err) != 0) {
+    if (put(out, "type", json_string_nocheck(tt_event_type_name(type)), err) != 0) {
         return -1;
     }
 
-    v = json_object_get(in, "time");
-    if (v == NULL) {
+    v = &vw->attr[A_TIME];
+    if (v->kind == V_ABSENT) {
         return fail(err, TT_REJ_MISSING, "time", "missing");
     }
     int64_t time_ms = 0;
-    if (get_time(v, "time", err, &time_ms) != 0 || put_time(out, "time", time_ms, err) != 0) {
+    if (get_time(v, "", "time", err, &time_ms) != 0 || put_time(out, "time", time_ms, err) != 0) {
         return -1;
     }
 
-    v = json_object_get(in, "subject");
-    if (v != NULL) {
-        if (get_string(v, "subject", TT_EV_MAX_TEXT, err, NULL) != 0 ||
-            put_copy(out, "subject", v, err) != 0) {
+    v = &vw->attr[A_SUBJECT];
+    if (v->kind != V_ABSENT) {
+        if (check_string(v, "", "subject", TT_EV_MAX_TEXT, err) != 0 ||
+            put(out, "subject", mkstr(vw, v->s, v->n), err) != 0) {
             return -1;
         }
     }
 
-    v = json_object_get(in, "datacontenttype");
-    if (v != NULL) {
-        if (!json_is_string(v)) {
+    v = &vw->attr[A_DATACONTENTTYPE];
+    if (v->kind != V_ABSENT) {
+        if (v->kind != V_STRING) {
             return fail(err, TT_REJ_WRONG_TYPE, "datacontenttype", "not a string");
         }
-        if (strcmp(json_string_value(v), "application/json") != 0 ||
-            json_string_length(v) != strlen("application/json")) {
+        if (!span_eq(v->s, v->n, "application/json", 16)) {
             return fail(err, TT_REJ_BAD_VALUE, "datacontenttype", "must be \"application/json\"");
         }
     }
-    if (put(out, "datacontenttype", json_string("application/json"), err) != 0) {
+    if (put(out, "datacontenttype", json_stringn_nocheck("application/json", 16), err) != 0) {
         return -1;
     }
 
-    v = json_object_get(in, "dataschema");
-    if (v != NULL) {
-        if (get_string(v, "dataschema", TT_EV_MAX_SOURCE, err, NULL) != 0 ||
-            put_copy(out, "dataschema", v, err) != 0) {
+    v = &vw->attr[A_DATASCHEMA];
+    if (v->kind != V_ABSENT) {
+        if (check_string(v, "", "dataschema", TT_EV_MAX_SOURCE, err) != 0 ||
+            put(out, "dataschema", mkstr(vw, v->s, v->n), err) != 0) {
             return -1;
         }
     }
 
-    if (put_extensions(in, out, err) != 0) {
+    if (put_extensions(vw, out, err) != 0) {
         return -1;
     }
 
-    v = json_object_get(in, "data");
-    if (v == NULL) {
+    v = &vw->attr[A_DATA];
+    if (v->kind == V_ABSENT) {
         return fail(err, TT_REJ_MISSING, "data", "missing");
     }
-    if (!json_is_object(v)) {
+    if (v->kind != V_OBJECT) {
         return fail(err, TT_REJ_WRONG_TYPE, "data", "not an object");
     }
     json_t *data_out = json_object();
     if (put(out, "data", data_out, err) != 0) {
         return -1;
     }
-    if (build_data(v, type, data_out, err) != 0) {
+    if (build_data(vw, type, data_out, ev, err) != 0) {
         return -1;
     }
 
     ev->type = type;
     ev->time_ms = time_ms;
-    ev->id = json_string_value(json_object_get(out, "id"));
-    ev->source = json_string_value(json_object_get(out, "source"));
-    ev->token_id = json_string_value(json_object_get(data_out, "token_id"));
-    ev->incident_id = json_string_value(json_object_get(data_out, "incident_id"));
+    ev->id = json_string_value(copies[0]);
+    ev->source = json_string_value(copies[1]);
+    return 0;
+}
+
+/* Validates the event seen through vw and builds ev; the contract of
+ * tt_event_from_json. */
+static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
+{
+    memset(ev, 0, sizeof(*ev));
+    memset(err, 0, sizeof(*err));
+    err->type = TT_EV_UNKNOWN;
+
+    /* Read id and type up front so every rejection can be attributed, even
+     * one that happens before they are validated. Both are read as C strings
+     * (up to any NUL), the way the messages and metrics use them. */
+    const val *id = &vw->attr[A_ID];
+    if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID) {
+        const char *nul = memchr(id->s, '\0', id->n);
+        size_t n = nul ? (size_t)(nul - id->s) : id->n;
+        memcpy(err->id, id->s, n);
+        err->id[n] = '\0';
+    }
+    const val *type = &vw->attr[A_TYPE];
+    if (type->kind == V_STRING) {
+        const char *nul = memchr(type->s, '\0', type->n);
+        size_t n = nul ? (size_t)(nul - type->s) : type->n;
+        for (int t = TT_EV_UNKNOWN + 1; t < TT_EV__COUNT; t++) {
+            if (span_eq(type->s, n, type_names[t], strlen(type_names[t]))) {
+                err->type = (tt_event_type)t;
+            }
+        }
+    }
+
+    json_t *out = json_object();
+    int rc = out == NULL ? fail_oom(err) : build_event(vw, out, ev, err);
+    if (rc != 0) {
+        json_decref(out);
+        memset(ev, 0, sizeof(*ev));
+        return -1;
+    }
+    ev->json = out;
+    memset(err, 0, sizeof(*err));
     return 0;
 }
 
@@ -810,37 +1480,17 @@ static void wipe_token(json_t *in)
 
 int tt_event_from_json(json_t *in, tt_event *ev, tt_event_error *err)
 {
-    memset(ev, 0, sizeof(*ev));
-    memset(err, 0, sizeof(*err));
-    err->type = TT_EV_UNKNOWN;
-
     if (!json_is_object(in)) {
+        memset(ev, 0, sizeof(*ev));
+        memset(err, 0, sizeof(*err));
+        err->type = TT_EV_UNKNOWN;
         return fail(err, TT_REJ_NOT_OBJECT, "event", "not a JSON object");
     }
-
-    /* Read id and type up front so every rejection can be attributed, even
-     * one that happens before they are validated. */
-    const json_t *id = json_object_get(in, "id");
-    if (json_is_string(id) && json_string_length(id) <= TT_EV_MAX_ID) {
-        size_t n = strlen(json_string_value(id));
-        memcpy(err->id, json_string_value(id), n + 1);
-    }
-    const json_t *type = json_object_get(in, "type");
-    if (json_is_string(type)) {
-        err->type = tt_event_type_from_name(json_string_value(type));
-    }
-
-    json_t *out = json_object();
-    int rc = out == NULL ? fail_oom(err) : build_event(in, out, ev, err);
+    view vw;
+    view_from_json(in, &vw);
+    int rc = event_from_view(&vw, ev, err);
     wipe_token(in);
-    if (rc != 0) {
-        json_decref(out);
-        memset(ev, 0, sizeof(*ev));
-        return -1;
-    }
-    ev->json = out;
-    memset(err, 0, sizeof(*err));
-    return 0;
+    return rc;
 }
 
 int tt_event_parse(const char *buf, size_t len, tt_event *ev, tt_event_error *err)
@@ -851,6 +1501,12 @@ int tt_event_parse(const char *buf, size_t len, tt_event *ev, tt_event_error *er
     memset(err, 0, sizeof(*err));
     if (buf == NULL) {
         return fail(err, TT_REJ_PARSE, "json", "no input");
+    }
+    /* The common case is read in place. Nothing is copied, so a raw token
+     * stays only in the caller's buffer, which the caller wipes. */
+    view vw;
+    if (scan_event(buf, len, &vw) == 0) {
+        return event_from_view(&vw, ev, err);
     }
     /* JSON_DECODE_ANY so that a top-level string or number is reported as
      * "not a JSON object" like an array is, rather than as a parse error. */

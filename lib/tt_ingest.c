@@ -9,12 +9,29 @@
 #include "tt_json.h"
 #include "tt_log.h"
 
+/* An accepted event, waiting for the store write. Its strings live in the
+ * request's arena as offsets, because the arena may move while it grows. */
+typedef struct pending {
+    tt_event_type type;
+    int64_t time_ms;
+    size_t body;          /* serialised event: arena offset and length */
+    size_t body_len;
+    size_t source;        /* NUL-terminated copies: arena offsets */
+    size_t id;
+    size_t token_id;      /* NO_STRING when the event has none */
+    size_t incident_id;
+} pending;
+
+#define NO_STRING SIZE_MAX
+
 /* Everything one request accumulates before the single store write. */
 typedef struct ingest_ctx {
-    tt_event *events;       /* valid events, in order */
-    size_t *index;          /* their position in the request */
-    char **bodies;          /* their serialised form */
+    pending *events;        /* valid events, in order */
     size_t n, cap;
+    /* The bodies and row strings of all valid events, back to back: one
+     * growing buffer per request instead of a malloc per event, and each
+     * event's parse tree can be freed as soon as it is serialised. */
+    tt_buf arena;
     size_t seen;            /* events seen so far (valid or not) */
     tt_buf errors;          /* the "errors" array's items */
     size_t n_errors;
@@ -47,42 +64,57 @@ static void add_error(ingest_ctx *c, size_t index, const tt_event_error *e)
     c->n_errors++;
 }
 
-static void add_event(ingest_ctx *c, size_t index, tt_event *ev)
+/* Appends s and its NUL to the arena; returns its offset, or NO_STRING for
+ * s == NULL. Sets *rc to -1 on failure. */
+static size_t arena_str(tt_buf *a, const char *s, int *rc)
+{
+    if (s == NULL) {
+        return NO_STRING;
+    }
+    size_t at = a->len;
+    if (tt_buf_add(a, s, strlen(s) + 1) != 0) {
+        *rc = -1;
+    }
+    return at;
+}
+
+/* Serialises ev into the arena and releases it (always: ev is consumed). */
+static void add_event(ingest_ctx *c, tt_event *ev)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
-        tt_event *e = realloc(c->events, cap * sizeof(*e));
-        if (e) {
-            c->events = e;
-        }
-        size_t *ix = realloc(c->index, cap * sizeof(*ix));
-        if (ix) {
-            c->index = ix;
-        }
-        char **bd = realloc(c->bodies, cap * sizeof(*bd));
-        if (bd) {
-            c->bodies = bd;
-        }
-        if (!e || !ix || !bd) {
+        pending *e = realloc(c->events, cap * sizeof(*e));
+        if (e == NULL) {
             c->oom = 1;
             tt_event_clear(ev);
             return;
         }
+        c->events = e;
         c->cap = cap;
     }
+    tt_buf *a = &c->arena;
+    size_t start = a->len;
+    pending *p = &c->events[c->n];
+    p->type = ev->type;
+    p->time_ms = ev->time_ms;
+    p->body = start;
     /* tt_json_dump: same bytes as tt_event_dump, several times faster. */
-    tt_buf out;
-    tt_buf_init(&out, SIZE_MAX / 2);
-    char *body = tt_json_dump(ev->json, &out) == 0 ? tt_buf_detach(&out) : NULL;
-    tt_buf_free(&out);
-    if (body == NULL) {
+    int rc = tt_json_dump(ev->json, a);
+    p->body_len = a->len - start;
+    p->source = arena_str(a, ev->source, &rc);
+    p->id = arena_str(a, ev->id, &rc);
+    p->token_id = arena_str(a, ev->token_id, &rc);
+    p->incident_id = arena_str(a, ev->incident_id, &rc);
+    tt_event_clear(ev);
+    if (rc != 0) {
+        /* Drop the partial write; the request fails as out of memory. */
         c->oom = 1;
-        tt_event_clear(ev);
+        a->len = start;
+        if (a->data) {
+            a->data[start] = '\0';
+        }
         return;
     }
-    c->events[c->n] = *ev;
-    c->index[c->n] = index;
-    c->bodies[c->n] = body;
     c->n++;
 }
 
@@ -92,7 +124,7 @@ static void take_json(ingest_ctx *c, json_t *v)
     tt_event_error err;
     size_t index = c->seen++;
     if (tt_event_from_json(v, &ev, &err) == 0) {
-        add_event(c, index, &ev);
+        add_event(c, &ev);
     } else {
         add_error(c, index, &err);
     }
@@ -104,7 +136,7 @@ static void take_line(ingest_ctx *c, const char *p, size_t n)
     tt_event_error err;
     size_t index = c->seen++;
     if (tt_event_parse(p, n, &ev, &err) == 0) {
-        add_event(c, index, &ev);
+        add_event(c, &ev);
     } else {
         add_error(c, index, &err);
     }
@@ -177,9 +209,37 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
     if (blank_or_newlines(body, len)) {
         return TT_INGEST_OK; /* no events: the caller reports an empty body */
     }
+    /* One event, the usual application/json body: tt_event_parse reads it in
+     * place. Only a body that does not parse at all goes on to jansson below,
+     * which words the error for the body as a whole. */
+    size_t lead = 0;
+    while (lead < len && blank_or_newlines(body + lead, 1)) {
+        lead++;
+    }
+    if (body[lead] == '{') {
+        tt_event ev;
+        tt_event_error err;
+        if (tt_event_parse(body, len, &ev, &err) == 0) {
+            c->seen++;
+            add_event(c, &ev);
+            return TT_INGEST_OK;
+        }
+        if (err.reason != TT_REJ_PARSE) {
+            add_error(c, c->seen++, &err);
+            return TT_INGEST_OK;
+        }
+    }
+
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        /* jansson appends " near '<token>'", and that token can be the start
+         * of a secret string: keep only the description ("near end of file",
+         * which quotes nothing, stays). */
+        char *near = strstr(jerr.text, " near '");
+        if (near != NULL) {
+            *near = '\0';
+        }
         /* The whole body is one unparseable document: one rejection. */
         tt_event_error e = {.reason = TT_REJ_PARSE, .type = TT_EV_UNKNOWN};
         snprintf(e.msg, sizeof(e.msg), "json: %s at line %d column %d", jerr.text, jerr.line,
@@ -210,6 +270,7 @@ tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, t
 {
     ingest_ctx c = {.stats = stats};
     tt_buf_init(&c.errors, SIZE_MAX / 2);
+    tt_buf_init(&c.arena, SIZE_MAX / 2);
     tt_store_row *rows = NULL;
     tt_ingest_status st = parse_body(&c, body, len, fmt, resp);
 
@@ -229,16 +290,19 @@ tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, t
         }
     }
     if (st == TT_INGEST_OK && c.n > 0) {
+        /* The arena is complete and will not move any more. */
+        const char *a = c.arena.data;
         for (size_t i = 0; i < c.n; i++) {
-            tt_event *ev = &c.events[i];
-            rows[i] = (tt_store_row){.source = ev->source,
-                                     .id = ev->id,
-                                     .type = tt_event_type_name(ev->type),
-                                     .token_id = ev->token_id,
-                                     .incident_id = ev->incident_id,
-                                     .time_ms = ev->time_ms,
-                                     .body = c.bodies[i],
-                                     .body_len = strlen(c.bodies[i])};
+            const pending *p = &c.events[i];
+            rows[i] = (tt_store_row){
+                .source = a + p->source,
+                .id = a + p->id,
+                .type = tt_event_type_name(p->type),
+                .token_id = p->token_id == NO_STRING ? NULL : a + p->token_id,
+                .incident_id = p->incident_id == NO_STRING ? NULL : a + p->incident_id,
+                .time_ms = p->time_ms,
+                .body = a + p->body,
+                .body_len = p->body_len};
         }
         char err[256];
         if (tt_store_write(store, rows, c.n, err, sizeof(err)) != 0) {
@@ -272,14 +336,9 @@ tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, t
         }
     }
 
-    for (size_t i = 0; i < c.n; i++) {
-        tt_event_clear(&c.events[i]);
-        free(c.bodies[i]);
-    }
     free(rows);
     free(c.events);
-    free(c.index);
-    free(c.bodies);
+    tt_buf_free(&c.arena);
     tt_buf_free(&c.errors);
     return st;
 }

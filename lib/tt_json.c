@@ -24,11 +24,22 @@ static void init_table(void)
 static int dump_string(const char *s, size_t len, tt_buf *out)
 {
     static const char hex[] = "0123456789ABCDEF";
+    size_t first = 0;
+    while (first < len && !needs_escape[(unsigned char)s[first]]) {
+        first++;
+    }
+    /* The usual case, nothing to escape: the whole string in one copy. */
+    if (first == len) {
+        if (tt_buf_add(out, "\"", 1) != 0 || tt_buf_add(out, s, len) != 0) {
+            return -1;
+        }
+        return tt_buf_add(out, "\"", 1);
+    }
     if (tt_buf_add(out, "\"", 1) != 0) {
         return -1;
     }
     size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = first; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!needs_escape[c]) {
             continue;
@@ -64,6 +75,24 @@ static int dump_string(const char *s, size_t len, tt_buf *out)
         return -1;
     }
     return tt_buf_add(out, "\"", 1);
+}
+
+/* Decimal, as "%" JSON_INTEGER_FORMAT prints it, without printf's cost. */
+static int dump_integer(json_int_t v, tt_buf *out)
+{
+    char tmp[24];
+    char *end = tmp + sizeof(tmp);
+    char *p = end;
+    /* Through unsigned, so the most negative value needs no special case. */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return tt_buf_add(out, p, (size_t)(end - p));
 }
 
 static int dump_real(double d, tt_buf *out)
@@ -108,11 +137,12 @@ static int dump(const json_t *v, tt_buf *out, int depth)
             return -1;
         }
         const char *key;
+        size_t key_len;
         json_t *val;
         int first = 1;
-        json_object_foreach((json_t *)(uintptr_t)v, key, val) {
+        json_object_keylen_foreach((json_t *)(uintptr_t)v, key, key_len, val) {
             if ((!first && tt_buf_add(out, ",", 1) != 0) ||
-                dump_string(key, strlen(key), out) != 0 || tt_buf_add(out, ":", 1) != 0 ||
+                dump_string(key, key_len, out) != 0 || tt_buf_add(out, ":", 1) != 0 ||
                 dump(val, out, depth + 1) != 0) {
                 return -1;
             }
@@ -136,7 +166,7 @@ static int dump(const json_t *v, tt_buf *out, int depth)
     case JSON_STRING:
         return dump_string(json_string_value(v), json_string_length(v), out);
     case JSON_INTEGER:
-        return tt_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return dump_integer(json_integer_value(v), out);
     case JSON_REAL:
         return dump_real(json_real_value(v), out);
     case JSON_TRUE:

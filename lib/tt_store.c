@@ -19,6 +19,10 @@
 typedef struct store_job {
     tt_store_row *rows;
     size_t n;
+    /* Its own condition variable: a commit wakes only the callers whose rows
+     * it holds, not every waiting connection thread (with 64 single-event
+     * clients a shared one woke ~64 threads per commit to find nothing). */
+    pthread_cond_t cv;
     int done;
     int rc;
     char err[256];
@@ -27,14 +31,15 @@ typedef struct store_job {
 
 struct tt_store {
     sqlite3 *db;
-    sqlite3_stmt *ins;
+    sqlite3_stmt *ins;        /* one row */
+    sqlite3_stmt *ins_chunk;  /* CHUNK_ROWS rows */
+    sqlite3_stmt *lookup;     /* seq of a stored (source, id) */
     char *path;
     int readonly;
     tt_histogram commit_hist;
 
     pthread_mutex_t mu;
     pthread_cond_t work;   /* writer waits for jobs */
-    pthread_cond_t done;   /* callers wait for their job */
     store_job *head, *tail;
     int closing;
     int healthy;
@@ -74,6 +79,54 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 
+/* Rows per multi-row INSERT. One statement per row spends about half its time
+ * opening and closing the five B-tree cursors (table + 4 indexes) and running
+ * the statement machinery; 16 rows a statement roughly halve the writer's CPU
+ * per event, which is what bounds ingest throughput (one writer). */
+#define CHUNK_ROWS 16
+#define INSERT_HEAD                                                                  \
+    "INSERT OR IGNORE INTO events(source,id,type,time_ms,token_id,incident_id,"     \
+    "received_ms,body) VALUES "
+#define INSERT_TUPLE "(?,?,?,?,?,?,?,?)"
+#define COLS_PER_ROW 8
+
+static int prepare_statements(tt_store *s)
+{
+    char sql[sizeof(INSERT_HEAD) + CHUNK_ROWS * sizeof("," INSERT_TUPLE)];
+    size_t n = sizeof(INSERT_HEAD) - 1;
+    memcpy(sql, INSERT_HEAD, n);
+    for (int i = 0; i < CHUNK_ROWS; i++) {
+        if (i > 0) {
+            sql[n++] = ',';
+        }
+        memcpy(sql + n, INSERT_TUPLE, sizeof(INSERT_TUPLE) - 1);
+        n += sizeof(INSERT_TUPLE) - 1;
+    }
+    sql[n] = '\0';
+    if (sqlite3_prepare_v3(s->db, INSERT_HEAD INSERT_TUPLE, -1, SQLITE_PREPARE_PERSISTENT, &s->ins,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, &s->ins_chunk, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, "SELECT seq FROM events WHERE source=?1 AND id=?2", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->lookup, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+/* SQLite keeps allocation statistics under a global mutex, taken on every
+ * malloc and free, unless told otherwise before it initialises. We never read
+ * them, and the writer allocates per row. Once per process, before our first
+ * open; if something else initialised SQLite first, this is a no-op. */
+static pthread_once_t sqlite_tuned = PTHREAD_ONCE_INIT;
+
+static void tune_sqlite(void)
+{
+    if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK) {
+        tt_debug("sqlite already initialised; allocation statistics stay on");
+    }
+}
+
 tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, size_t errlen)
 {
     tt_store *s = calloc(1, sizeof(*s));
@@ -85,8 +138,8 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
     s->path = strdup(path);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->done, NULL);
 
+    pthread_once(&sqlite_tuned, tune_sqlite);
     int flags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     /* FULLMUTEX: a read-only handle may be shared by HTTP threads. */
     flags |= SQLITE_OPEN_FULLMUTEX;
@@ -104,6 +157,14 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
             return NULL;
         }
         return s;
+    }
+    /* 16 KiB pages instead of 4 KiB: an event row is ~0.7 KB, so a group
+     * commit writes a quarter as many WAL frames (two write() calls each) and
+     * the B-trees are shallower; measured ~25% less writer CPU per event.
+     * Only takes effect when the file is new; must precede journal_mode. */
+    if (exec(s->db, "PRAGMA page_size=16384;", err, errlen) != 0) {
+        tt_store_close(s);
+        return NULL;
     }
     /* WAL + synchronous=FULL: every COMMIT fsyncs the WAL before returning,
      * which is what lets the collector answer 2xx only for durable events. */
@@ -124,10 +185,7 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
         tt_store_close(s);
         return NULL;
     }
-    if (sqlite3_prepare_v3(s->db,
-                           "INSERT OR IGNORE INTO events(source,id,type,time_ms,token_id,"
-                           "incident_id,received_ms,body) VALUES (?,?,?,?,?,?,?,?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &s->ins, NULL) != SQLITE_OK) {
+    if (prepare_statements(s) != 0) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(s->db));
         tt_store_close(s);
         return NULL;
@@ -142,43 +200,125 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
     return s;
 }
 
-/* Insert every row of a group inside one transaction. Returns 0 or -1. */
+/* Binds row r as the off-th row of statement st. */
+static void bind_row(sqlite3_stmt *st, int off, const tt_store_row *r, int64_t now)
+{
+    int b = off * COLS_PER_ROW;
+    sqlite3_bind_text(st, b + 1, r->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 2, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, b + 3, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, b + 4, r->time_ms);
+    if (r->token_id) {
+        sqlite3_bind_text(st, b + 5, r->token_id, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, b + 5);
+    }
+    if (r->incident_id) {
+        sqlite3_bind_text(st, b + 6, r->incident_id, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, b + 6);
+    }
+    sqlite3_bind_int64(st, b + 7, now);
+    sqlite3_bind_text(st, b + 8, r->body, (int)r->body_len, SQLITE_STATIC);
+}
+
+static int step_done(tt_store *s, sqlite3_stmt *st, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "sqlite insert: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    return 0;
+}
+
+/* After a chunk insert that skipped some rows, says which rows went in.
+ * Rows without an explicit rowid get max(seq)+1, and this connection is the
+ * only writer, so the `changes` rows just inserted hold exactly the seq values
+ * (last - changes, last]; a row was inserted iff its stored seq is in that
+ * range, counting only the first of rows that repeat a (source, id). Anything
+ * else (the rowid space exhausted, so SQLite picked random ones) fails the
+ * group rather than misreport. */
+static int attribute_chunk(tt_store *s, tt_store_row **rows, int n, char *err, size_t errlen)
+{
+    int64_t changes = sqlite3_changes(s->db);
+    int64_t last = sqlite3_last_insert_rowid(s->db);
+    int64_t seqs[CHUNK_ROWS];
+    int64_t found = 0;
+    for (int i = 0; i < n; i++) {
+        rows[i]->result = TT_STORE_DUPLICATE;
+        if (changes == 0) {
+            continue;
+        }
+        sqlite3_bind_text(s->lookup, 1, rows[i]->source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->lookup, 2, rows[i]->id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s->lookup);
+        seqs[i] = rc == SQLITE_ROW ? sqlite3_column_int64(s->lookup, 0) : INT64_MIN;
+        sqlite3_reset(s->lookup);
+        if (rc != SQLITE_ROW) {
+            snprintf(err, errlen, "sqlite lookup: %s",
+                     rc == SQLITE_DONE ? "stored row not found" : sqlite3_errmsg(s->db));
+            return -1;
+        }
+        int first = 1;
+        for (int k = 0; k < i; k++) {
+            first &= seqs[k] != seqs[i];
+        }
+        if (first && seqs[i] > last - changes && seqs[i] <= last) {
+            rows[i]->result = TT_STORE_INSERTED;
+            found++;
+        }
+    }
+    if (found != changes) {
+        snprintf(err, errlen, "cannot tell inserted from duplicate rows (rowids exhausted?)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Insert every row of a group inside one transaction, CHUNK_ROWS rows per
+ * statement and the remainder one by one. Returns 0 or -1. */
 static int write_group(tt_store *s, store_job *jobs, char *err, size_t errlen)
 {
     if (exec(s->db, "BEGIN IMMEDIATE;", err, errlen) != 0) {
         return -1;
     }
     int64_t now = tt_time_now_ms();
-    for (store_job *j = jobs; j; j = j->next) {
-        for (size_t i = 0; i < j->n; i++) {
-            tt_store_row *r = &j->rows[i];
-            sqlite3_stmt *st = s->ins;
-            sqlite3_bind_text(st, 1, r->source, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, r->type, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 4, r->time_ms);
-            if (r->token_id) {
-                sqlite3_bind_text(st, 5, r->token_id, -1, SQLITE_STATIC);
-            } else {
-                sqlite3_bind_null(st, 5);
+    tt_store_row *chunk[CHUNK_ROWS];
+    int n = 0;
+    int rc = 0;
+    for (store_job *j = jobs; j && rc == 0; j = j->next) {
+        for (size_t i = 0; i < j->n && rc == 0; i++) {
+            chunk[n++] = &j->rows[i];
+            if (n < CHUNK_ROWS) {
+                continue;
             }
-            if (r->incident_id) {
-                sqlite3_bind_text(st, 6, r->incident_id, -1, SQLITE_STATIC);
-            } else {
-                sqlite3_bind_null(st, 6);
+            for (int k = 0; k < n; k++) {
+                bind_row(s->ins_chunk, k, chunk[k], now);
             }
-            sqlite3_bind_int64(st, 7, now);
-            sqlite3_bind_text(st, 8, r->body, (int)r->body_len, SQLITE_STATIC);
-            int rc = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (rc != SQLITE_DONE) {
-                snprintf(err, errlen, "sqlite insert: %s", sqlite3_errmsg(s->db));
-                char ignore[8];
-                exec(s->db, "ROLLBACK;", ignore, sizeof(ignore));
-                return -1;
+            rc = step_done(s, s->ins_chunk, err, errlen);
+            if (rc == 0 && sqlite3_changes(s->db) == n) {
+                for (int k = 0; k < n; k++) {
+                    chunk[k]->result = TT_STORE_INSERTED;
+                }
+            } else if (rc == 0) {
+                rc = attribute_chunk(s, chunk, n, err, errlen);
             }
-            r->result = sqlite3_changes(s->db) == 1 ? TT_STORE_INSERTED : TT_STORE_DUPLICATE;
+            n = 0;
         }
+    }
+    for (int k = 0; k < n && rc == 0; k++) {
+        bind_row(s->ins, 0, chunk[k], now);
+        rc = step_done(s, s->ins, err, errlen);
+        if (rc == 0) {
+            chunk[k]->result = sqlite3_changes(s->db) == 1 ? TT_STORE_INSERTED : TT_STORE_DUPLICATE;
+        }
+    }
+    if (rc != 0) {
+        char ignore[8];
+        exec(s->db, "ROLLBACK;", ignore, sizeof(ignore));
+        return -1;
     }
     if (exec(s->db, "COMMIT;", err, errlen) != 0) {
         char ignore[8];
@@ -231,8 +371,8 @@ static void *writer_main(void *arg)
             j->rc = rc;
             snprintf(j->err, sizeof(j->err), "%s", err);
             j->done = 1;
+            pthread_cond_signal(&j->cv);
         }
-        pthread_cond_broadcast(&s->done);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -254,6 +394,7 @@ int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t 
         snprintf(err, errlen, "store is shutting down");
         return -1;
     }
+    pthread_cond_init(&job.cv, NULL);
     if (s->tail) {
         s->tail->next = &job;
     } else {
@@ -262,9 +403,10 @@ int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t 
     s->tail = &job;
     pthread_cond_signal(&s->work);
     while (!job.done) {
-        pthread_cond_wait(&s->done, &s->mu);
+        pthread_cond_wait(&job.cv, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&job.cv);
     if (job.rc != 0) {
         snprintf(err, errlen, "%s", job.err);
         return -1;
@@ -362,12 +504,13 @@ void tt_store_close(tt_store *s)
         pthread_join(s->writer, NULL);
     }
     sqlite3_finalize(s->ins);
+    sqlite3_finalize(s->ins_chunk);
+    sqlite3_finalize(s->lookup);
     if (s->db) {
         sqlite3_close(s->db);
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->done);
     free(s->path);
     free(s);
 }

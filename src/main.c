@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "collector.h"
+#include "tt_evidence.h"
 
 typedef struct command {
     const char *name;
@@ -13,6 +14,7 @@ typedef struct command {
 static const command commands[] = {
     {"collect", tt_cmd_collect, "receive events over HTTP and store them durably"},
     {"events", tt_cmd_events, "print stored events (table or NDJSON)"},
+    {"evidence", tt_cmd_evidence, "export and verify signed evidence bundles"},
     {NULL, NULL, NULL},
 };
 

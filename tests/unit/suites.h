@@ -12,5 +12,7 @@ Suite *tt_store_suite(void);
 Suite *tt_ingest_suite(void);
 Suite *tt_metrics_suite(void);
 Suite *tt_json_suite(void);
+Suite *tt_evidence_suite(void);
+
 
 #endif

@@ -1010,6 +1010,247 @@ START_TEST(test_reason_names)
 }
 END_TEST
 
+/* ---- tt_event_parse reads the plain case in place; jansson does the rest ----
+ * The in-place reader and tt_event_from_json share one validator, so every
+ * input must get the same verdict, message and output either way. */
+
+static char *dump_or_null(const tt_event *ev)
+{
+    return ev->json ? json_dumps(ev->json, JSON_COMPACT) : NULL;
+}
+
+static void assert_same_str(const char *what, const char *a, const char *b, const char *in)
+{
+    if (a == NULL || b == NULL) {
+        ck_assert_msg(a == b, "%s differs for %s", what, in);
+        return;
+    }
+    ck_assert_msg(strcmp(a, b) == 0, "%s: '%s' vs '%s' for %s", what, a, b, in);
+}
+
+/* tt_event_parse(buf) must match tt_event_from_json(json_loadb(buf)). */
+static void assert_parse_matches_jansson(const char *buf, size_t len)
+{
+    tt_event ev1;
+    tt_event ev2;
+    tt_event_error e1;
+    tt_event_error e2;
+    int rc1 = tt_event_parse(buf, len, &ev1, &e1);
+    json_error_t jerr;
+    json_t *in = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (in == NULL) {
+        ck_assert_msg(rc1 == -1 && e1.reason == TT_REJ_PARSE, "not JSON but accepted: %.*s",
+                      (int)len, buf);
+        return;
+    }
+    int rc2 = tt_event_from_json(in, &ev2, &e2);
+    json_decref(in);
+    ck_assert_msg(rc1 == rc2, "rc %d vs %d (%s / %s) for %.*s", rc1, rc2, e1.msg, e2.msg,
+                  (int)len, buf);
+    if (rc1 != 0) {
+        ck_assert_int_eq(e1.reason, e2.reason);
+        ck_assert_int_eq(e1.type, e2.type);
+        assert_same_str("error", e1.msg, e2.msg, buf);
+        assert_same_str("error id", e1.id, e2.id, buf);
+        return;
+    }
+    char *d1 = dump_or_null(&ev1);
+    char *d2 = dump_or_null(&ev2);
+    assert_same_str("output", d1, d2, buf);
+    ck_assert_int_eq(ev1.type, ev2.type);
+    ck_assert(ev1.time_ms == ev2.time_ms);
+    assert_same_str("id", ev1.id, ev2.id, buf);
+    assert_same_str("source", ev1.source, ev2.source, buf);
+    assert_same_str("token_id", ev1.token_id, ev2.token_id, buf);
+    assert_same_str("incident_id", ev1.incident_id, ev2.incident_id, buf);
+    free(d1);
+    free(d2);
+    tt_event_clear(&ev1);
+    tt_event_clear(&ev2);
+}
+
+/* The same document compact, indented and ASCII-escaped. */
+static void assert_json_matches(const json_t *in)
+{
+    static const size_t flags[] = {JSON_COMPACT, JSON_INDENT(2), JSON_COMPACT | JSON_ENSURE_ASCII};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char *text = json_dumps(in, flags[i] | JSON_ENCODE_ANY);
+        ck_assert_ptr_nonnull(text);
+        assert_parse_matches_jansson(text, strlen(text));
+        free(text);
+    }
+}
+
+START_TEST(test_scan_ok_cases)
+{
+    const char *in = ok_cases[_i].in;
+    assert_parse_matches_jansson(in, strlen(in));
+    json_t *j = load(in);
+    assert_json_matches(j);
+    json_decref(j);
+}
+END_TEST
+
+START_TEST(test_scan_mutations)
+{
+    const mut_case *c = &mut_cases[_i];
+    json_t *in = load(base_event[c->base]);
+    apply_mutation(in, c);
+    assert_json_matches(in);
+    json_decref(in);
+}
+END_TEST
+
+START_TEST(test_scan_limits)
+{
+    const limit_case *c = &limit_cases[_i];
+    for (size_t n = c->limit; n <= c->limit + 1; n++) {
+        json_t *in = load(base_event[c->base]);
+        json_t *obj = c->where == TOP ? in : json_object_get(in, "data");
+        char *s = malloc(n + 1);
+        ck_assert_ptr_nonnull(s);
+        memset(s, c->fill, n);
+        s[n] = '\0';
+        json_t *v = json_stringn(s, n);
+        free(s);
+        if (c->wrap) {
+            json_t *arr = json_array();
+            json_array_append_new(arr, v);
+            v = arr;
+        }
+        json_object_set_new(obj, c->key, v);
+        if (strcmp(c->key, "token") == 0) {
+            json_object_del(obj, "token_id");
+        }
+        assert_json_matches(in);
+        json_decref(in);
+    }
+}
+END_TEST
+
+START_TEST(test_scan_counts)
+{
+    const count_case *c = &count_cases[_i];
+    json_t *in = load(base_event[c->base]);
+    json_t *v = json_array();
+    char item[32];
+    for (size_t i = 0; i < c->entries; i++) {
+        /* reverse order, so the list needs sorting */
+        snprintf(item, sizeof(item), "s%zu", c->entries - i);
+        json_array_append_new(v, json_string(item));
+    }
+    json_object_set_new(json_object_get(in, "data"), c->key, v);
+    assert_json_matches(in);
+    json_decref(in);
+}
+END_TEST
+
+#define USED_HDR "\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"src\",\"type\":\"token.used\""
+#define USED(top, data) "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\"" top ",\"data\":{" data "}}"
+#define USED_DATA "\"token_id\":\"t1\",\"resource\":\"r\""
+
+/* Inputs at the edges of what the in-place reader takes. */
+static const char *const scan_edge_cases[] = {
+    USED("", USED_DATA),
+    " \t\r\n" USED("", USED_DATA) " \n",
+    "{ \"specversion\" : \"1.0\" , \"id\":\"e1\",\"source\":\"src\",\"type\":\"token.used\","
+    "\"time\":1 , \"data\" : { \"token_id\" : \"t1\" , \"resource\" : \"r\" } }",
+    USED("", USED_DATA ",\"status\":200,\"method\":\"GET\",\"ip\":\"::1\",\"path\":\"/x?y=1\""),
+    USED("", USED_DATA ",\"status\":-0"),
+    USED("", USED_DATA ",\"status\":0200"),
+    USED("", USED_DATA ",\"status\":200.0"),
+    USED("", USED_DATA ",\"status\":2e2"),
+    USED("", USED_DATA ",\"status\":999999999999999999"),
+    USED("", USED_DATA ",\"status\":9999999999999999999"),
+    USED("", USED_DATA ",\"status\":-"),
+    USED("", USED_DATA ",\"status\":true"),
+    USED("", USED_DATA ",\"status\":null"),
+    USED("", USED_DATA ",\"status\":tru"),
+    USED("", USED_DATA ",\"status\":nulls"),
+    USED("", USED_DATA ",\"subject\":\"Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91\""),
+    USED("", USED_DATA ",\"subject\":\"\xe0\x80\x80\""),
+    USED("", USED_DATA ",\"subject\":\"\xf4\x90\x80\x80\""),
+    USED("", USED_DATA ",\"subject\":\"\xc0\xaf\""),
+    USED("", USED_DATA ",\"subject\":\"\xe2\x82\""),
+    USED("", USED_DATA ",\"subject\":\"\x7f\""),
+    USED("", USED_DATA ",\"path\":\"\\/v1\\/x\""),
+    USED("", USED_DATA ",\"path\":\"a\\u00e9b\""),
+    USED("", USED_DATA ",\"scopes\":[\"b\",\"a\",\"b\"],\"audience\":[]"),
+    USED("", USED_DATA ",\"scopes\":[\"a\",1]"),
+    USED("", USED_DATA ",\"scopes\":[\"a\",[\"b\"]]"),
+    USED("", USED_DATA ",\"scopes\":[\"a\",]"),
+    USED("", USED_DATA ",\"scopes\":[ ]"),
+    USED("", USED_DATA ",\"scopes\":{}"),
+    USED("", USED_DATA ",\"audience\":\"x y\""),
+    USED("", USED_DATA ",\"token\":\"abc\""),
+    USED("", "\"token\":\"abc\",\"resource\":\"r\""),
+    USED("", "\"token\":\"abc\",\"token_id\":\"" FP_ABC "\",\"resource\":\"r\""),
+    USED("", "\"token_id\":\"sha256:abc\",\"resource\":\"r\""),
+    USED("", "\"token_id\":\"eyJa.b.c\",\"resource\":\"r\""),
+    USED("", USED_DATA ",\"resource\":\"again\""),
+    USED("", USED_DATA ",\"x\":1,\"x\":2"),
+    USED("", USED_DATA ",\"x\":1,\"y\":2"),
+    USED("", "\"a1\":1,\"a2\":1,\"a3\":1,\"a4\":1,\"a5\":1,\"a6\":1,\"a7\":1,\"a8\":1,\"a9\":1,"
+             "\"b1\":1,\"b2\":1,\"b3\":1,\"b4\":1,\"b5\":1,\"b6\":1,\"b7\":1,\"b8\":1,\"b9\":1,"
+             "\"c1\":1,\"c2\":1,\"c3\":1,\"c4\":1,\"c5\":1,\"c6\":1,\"c7\":1,\"c8\":1"),
+    USED(",\"zz\":\"v\",\"aa\":true,\"mm\":false,\"n1\":-5,\"r\":1.5", USED_DATA),
+    USED(",\"ext\":null", USED_DATA),
+    USED(",\"ext\":[]", USED_DATA),
+    USED(",\"ext\":{}", USED_DATA),
+    USED(",\"ext\":\"\"", USED_DATA),
+    USED(",\"Ext\":1", USED_DATA),
+    USED(",\"ext\":1,\"ext\":2", USED_DATA),
+    USED(",\"subject\":\"s\",\"dataschema\":\"https://x\",\"datacontenttype\":\"application/json\"",
+         USED_DATA),
+    USED(",\"datacontenttype\":\"text/plain\"", USED_DATA),
+    USED(",\"id\":\"e2\"", USED_DATA),
+    "{" USED_HDR ",\"time\":\"1700000000\",\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":\"1700000000.5\",\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":1700000000123,\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":-1,\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":\"yesterday\",\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":\"10000-01-01T00:00:00Z\",\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":true,\"data\":{" USED_DATA "}}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":\"x\"}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":[]}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":{" USED_DATA "},\"data\":{}}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":{}}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":{" USED_DATA "}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":{" USED_DATA "}}}",
+    "{" USED_HDR ",\"time\":\"2026-01-02T03:04:05Z\",\"data\":{" USED_DATA ",}}",
+    "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"src\",\"type\":\"token.usedx\"}",
+    "{\"specversion\":\"1.0\",\"id\":7,\"source\":\"src\",\"type\":\"token.used\"}",
+    "{\"specversion\":1.0}",
+    "{}",
+    "{ }",
+    "{\"a\":1}",
+    "[]",
+    "",
+    "{\"specversion\":\"1.0\"",
+    "{\"specversion\":\"1.0\",",
+    "{\"specversion\"",
+    "{\"specversion\":",
+    "{\"specversion\":\"1.0",
+};
+
+START_TEST(test_scan_edges)
+{
+    const char *in = scan_edge_cases[_i];
+    assert_parse_matches_jansson(in, strlen(in));
+}
+END_TEST
+
+/* Every prefix of a valid event: the reader must never accept a cut-off one. */
+START_TEST(test_scan_prefixes)
+{
+    const char *in = ok_cases[0].in;
+    size_t len = strlen(in);
+    for (size_t n = 0; n <= len; n++) {
+        assert_parse_matches_jansson(in, n);
+    }
+}
+END_TEST
+
 Suite *tt_event_suite(void)
 {
     Suite *s = suite_create("tt_event");
@@ -1043,6 +1284,15 @@ Suite *tt_event_suite(void)
     tcase_add_loop_test(tc, test_limit_over, 0, NCASES(limit_cases));
     tcase_add_loop_test(tc, test_list_count, 0, NCASES(count_cases));
     tcase_add_test(tc, test_extension_count);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("scan");
+    tcase_add_loop_test(tc, test_scan_ok_cases, 0, NCASES(ok_cases));
+    tcase_add_loop_test(tc, test_scan_mutations, 0, NCASES(mut_cases));
+    tcase_add_loop_test(tc, test_scan_limits, 0, NCASES(limit_cases));
+    tcase_add_loop_test(tc, test_scan_counts, 0, NCASES(count_cases));
+    tcase_add_loop_test(tc, test_scan_edges, 0, NCASES(scan_edge_cases));
+    tcase_add_test(tc, test_scan_prefixes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

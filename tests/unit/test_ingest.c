@@ -54,6 +54,19 @@ static const struct {
     {"whitespace only", " \r\n\t ", TT_BODY_JSON, TT_INGEST_EMPTY, NULL},
     {"only blank lines", "\n\n \n", TT_BODY_NDJSON, TT_INGEST_EMPTY, NULL},
     {"empty array", "[]", TT_BODY_JSON, TT_INGEST_EMPTY, NULL},
+    {"single, leading whitespace, twice", " \r\n" USED("a") "\n", TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":1,\"duplicates\":0,\"rejected\":0,\"errors\":[]}"},
+    {"single, rejected", "{\"id\":\"x\"}", TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":\"x\","
+     "\"error\":\"specversion: missing\"}]}"},
+    {"single, not a JSON object", "42", TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":null,"
+     "\"error\":\"json: '[' or '{' expected at line 1 column 2\"}]}"},
+    /* jansson's " near '<token>'" would quote the start of the secret */
+    {"broken json body with a token", "{\"data\":{\"token\":\"s3cr3t", TT_BODY_JSON,
+     TT_INGEST_OK,
+     "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":null,"
+     "\"error\":\"json: premature end of input at line 1 column 24\"}]}"},
 };
 
 START_TEST(ingest_table)

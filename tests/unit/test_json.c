@@ -14,6 +14,8 @@ static const char *const docs[] = {
     "[1.5,-0.0,1e300,1e-7,1.5e-300,2.0,100000000000000000000.0,3.14159265358979,-9223372036854775808]",
     "{\"specversion\":\"1.0\",\"data\":{\"scopes\":[\"a\",\"b\"],\"status\":200}}",
     "\"\"",
+    "[0,-0,7,-1,10,-10,9223372036854775807,-9223372036854775807,1000000]",
+    "{\"plain\":\"no escapes at all\",\"tail\":\"ends with an escape\\n\",\"\\t\":\"key\"}",
 };
 
 START_TEST(json_dump_matches_jansson)

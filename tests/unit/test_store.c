@@ -95,6 +95,71 @@ START_TEST(store_dedups_on_source_and_id)
 }
 END_TEST
 
+/* Rows go in 16 per statement; a statement that skips duplicates must still
+ * report exactly which rows were new: earlier-stored keys, keys repeated
+ * within one statement, and repeats across statements of one group. */
+START_TEST(store_chunk_dedup_is_exact)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_store_row pre[2] = {row("src", "old-3", 1, "{}"), row("src", "old-20", 1, "{}")};
+    ck_assert_int_eq(tt_store_write(s, pre, 2, err, sizeof(err)), 0);
+
+    enum { N = 50 };
+    static char ids[N][16];
+    tt_store_row rows[N];
+    int want[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "new-%d", i);
+        want[i] = TT_STORE_INSERTED;
+    }
+    /* stored before */
+    snprintf(ids[3], sizeof(ids[3]), "old-3");
+    snprintf(ids[20], sizeof(ids[20]), "old-20");
+    want[3] = want[20] = TT_STORE_DUPLICATE;
+    /* repeated inside the first statement (rows 0..15) */
+    snprintf(ids[9], sizeof(ids[9]), "new-5");
+    want[9] = TT_STORE_DUPLICATE;
+    /* repeated in a later statement (rows 16..31) and in the one-by-one tail (48, 49) */
+    snprintf(ids[17], sizeof(ids[17]), "new-1");
+    snprintf(ids[48], sizeof(ids[48]), "new-21");
+    snprintf(ids[49], sizeof(ids[49]), "old-3");
+    want[17] = want[48] = want[49] = TT_STORE_DUPLICATE;
+    /* a whole statement of duplicates (rows 32..47 repeat 0..15's ids) */
+    for (int i = 32; i < 48; i++) {
+        memcpy(ids[i], ids[i - 32], sizeof(ids[i]));
+        want[i] = TT_STORE_DUPLICATE;
+    }
+    for (int i = 0; i < N; i++) {
+        rows[i] = row("src", ids[i], i, "{}");
+        rows[i].result = 0;
+    }
+    ck_assert_int_eq(tt_store_write(s, rows, N, err, sizeof(err)), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(rows[i].result == want[i], "row %d (%s): %d, want %d", i, ids[i],
+                      rows[i].result, want[i]);
+    }
+    tt_store_close(s);
+
+    /* and the table holds each key once */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT id) FROM events", -1, &st, NULL);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int inserted = 0;
+    for (int i = 0; i < N; i++) {
+        inserted += want[i] == TT_STORE_INSERTED;
+    }
+    ck_assert_int_eq(sqlite3_column_int(st, 0), inserted + 2);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), inserted + 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(store_readonly_rejects_foreign_file)
 {
     fresh_db();
@@ -179,6 +244,7 @@ Suite *tt_store_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, store_wal_and_full_sync);
     tcase_add_test(tc, store_dedups_on_source_and_id);
+    tcase_add_test(tc, store_chunk_dedup_is_exact);
     tcase_add_test(tc, store_readonly_rejects_foreign_file);
     tcase_add_test(tc, store_group_commit_under_concurrency);
     suite_add_tcase(s, tc);
