@@ -9,7 +9,11 @@ PKGS=(
   libcurl4-openssl-dev librdkafka-dev libarchive-dev libgnutls28-dev
   check
   # integration tests and benchmarks
-  curl jq python3 sqlite3 wrk openssl procps
+  curl jq python3 sqlite3 wrk openssl procps time gzip tar
+  # Kafka tests: the consumer/producer CLI (the broker itself is Java, below)
+  kcat
+  # the drill lab's resource servers
+  apache2 libapache2-mod-oauth2
 )
 
 missing=()
@@ -19,15 +23,24 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all ${#PKGS[@]} packages present"
-  exit 0
-fi
+# The Kafka broker runs on a JVM with jars resolved by Maven, and the lab's
+# authorization server on Node.js; use the machine's own when present.
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v node >/dev/null || missing+=(nodejs npm)
 
-echo "deps: installing ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all Debian packages present"
+else
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The lab's npm packages (pinned by tests/lab/package-lock.json); quick when present.
+cd "$(dirname "$0")/.."
+tests/lab/lab.sh deps
 echo "deps: done"
