@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "analyzer.h"
 #include "collector.h"
 #include "tt_evidence.h"
 
@@ -14,6 +15,8 @@ typedef struct command {
 static const command commands[] = {
     {"collect", tt_cmd_collect, "receive events over HTTP and store them durably"},
     {"events", tt_cmd_events, "print stored events (table or NDJSON)"},
+    {"analyze", tt_cmd_analyze, "find lingering tokens and scope drift in the event trail"},
+    {"findings", tt_cmd_findings, "print the findings 'analyze' stored"},
     {"evidence", tt_cmd_evidence, "export and verify signed evidence bundles"},
     {NULL, NULL, NULL},
 };

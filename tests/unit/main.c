@@ -13,6 +13,8 @@ int main(void)
     srunner_add_suite(sr, tt_ingest_suite());
     srunner_add_suite(sr, tt_metrics_suite());
     srunner_add_suite(sr, tt_json_suite());
+    srunner_add_suite(sr, tt_policy_suite());
+    srunner_add_suite(sr, tt_engine_suite());
     srunner_add_suite(sr, tt_evidence_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

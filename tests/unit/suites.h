@@ -12,6 +12,8 @@ Suite *tt_store_suite(void);
 Suite *tt_ingest_suite(void);
 Suite *tt_metrics_suite(void);
 Suite *tt_json_suite(void);
+Suite *tt_policy_suite(void);
+Suite *tt_engine_suite(void);
 Suite *tt_evidence_suite(void);
 
 

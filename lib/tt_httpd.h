@@ -1,0 +1,31 @@
+/* tt_httpd.h - a small operations HTTP server (libmicrohttpd, one internal
+ * thread): GET /metrics rendered by a callback, GET /healthz. For daemons
+ * whose main job is not HTTP (the analyzer). */
+#ifndef TT_HTTPD_H
+#define TT_HTTPD_H
+
+#include <stdint.h>
+
+#include "tt_buf.h"
+
+/* Largest /metrics page. */
+#define TT_HTTPD_MAX_PAGE (4 << 20)
+
+typedef struct tt_httpd tt_httpd;
+
+/* Append the Prometheus text to out. Runs on the server thread: read only
+ * state that is safe to read from there. */
+typedef void (*tt_httpd_render_fn)(void *ctx, tt_buf *out);
+
+/* Listen on "HOST:PORT" (port 0 = any free port). NULL with err filled when
+ * the address is bad or busy. */
+tt_httpd *tt_httpd_start(const char *listen, tt_httpd_render_fn render, void *ctx, char *err,
+                         size_t errlen);
+
+/* The bound port. */
+uint16_t tt_httpd_port(const tt_httpd *h);
+
+/* Stop and free; accepts NULL. */
+void tt_httpd_stop(tt_httpd *h);
+
+#endif

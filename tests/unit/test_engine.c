@@ -1,0 +1,682 @@
+/* test_engine.c - the analysis engine, table-driven: for each finding kind a
+ * stream that must fire it and near-misses that must not; the same findings
+ * whatever the delivery order or duplication; deterministic ids; a
+ * checkpoint/restore in the middle changes nothing. Also the event scanner. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+#include "tt_aev.h"
+#include "tt_engine.h"
+#include "tt_policy.h"
+#include "tt_time.h"
+
+static const char policy_text[] =
+    "scopes:\n"
+    "  - {name: r, service: orders-db, access: read,  max_ttl: 1h}\n"
+    "  - {name: w, service: orders-db, access: write, max_ttl: 15m}\n"
+    "  - {name: adm, service: billing-db, access: admin}\n"
+    "clients:\n"
+    "  cli: {allowed_scopes: [r, w], refresh_tokens: false}\n"
+    "  bot: {allowed_scopes: [r], refresh_tokens: true}\n"
+    "defaults: {max_ttl: 1h, revocation_grace: 5s, incident_grace: 5m, idle_after: 30m}\n";
+
+#define T0 INT64_C(1795330800000) /* 2026-11-22T07:00:00Z */
+#define MAX_EVENTS 16
+#define MAX_FOUND 32
+
+/* One event: type letter (I issued, U used, R revoked, O opened, X resolved),
+ * id, token (or incident for O/X), time (s after T0), expiry (s, issued only),
+ * scopes or services (space-separated; "-" = field absent), client,
+ * incident_id, refresh. */
+typedef struct spec {
+    char type;
+    const char *id;
+    const char *key;
+    int t, exp;
+    const char *list;
+    const char *client;
+    const char *incident;
+    int refresh;
+} spec;
+
+typedef struct tcase_def {
+    const char *name;
+    spec ev[MAX_EVENTS];
+    int as_of;          /* s after T0 */
+    const char *expect; /* sorted kinds "a,b" ("" = none) */
+} tcase_def;
+
+#define I(id, tok, t, exp, scopes)                                                                 \
+    {                                                                                              \
+        'I', id, tok, t, exp, scopes, "cli", NULL, 0                                               \
+    }
+#define U(id, tok, t, scopes)                                                                      \
+    {                                                                                              \
+        'U', id, tok, t, 0, scopes, NULL, NULL, 0                                                  \
+    }
+#define R(id, tok, t)                                                                              \
+    {                                                                                              \
+        'R', id, tok, t, 0, NULL, NULL, NULL, 0                                                    \
+    }
+
+static const tcase_def cases[] = {
+    {"clean",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r"), U("u2", "A", 120, "w"),
+      R("r1", "A", 600)},
+     7200,
+     ""},
+    {"used_after_revoke",
+     {I("i1", "A", 0, 900, "r"), U("u1", "A", 60, "r"), R("r1", "A", 300), U("u2", "A", 306, "r"),
+      U("u3", "A", 400, "r")},
+     7200,
+     "used_after_revoke"},
+    {"use at the revocation grace boundary",
+     {I("i1", "A", 0, 900, "r"), U("u1", "A", 60, "r"), R("r1", "A", 300), U("u2", "A", 305, "r")},
+     7200,
+     ""},
+    {"used_after_expiry",
+     {I("i1", "A", 0, 900, "r"), U("u1", "A", 60, "r"), U("u2", "A", 901, "r")},
+     7200,
+     "used_after_expiry"},
+    {"use exactly at expiry",
+     {I("i1", "A", 0, 900, "r"), U("u1", "A", 60, "r"), U("u2", "A", 900, "r")},
+     7200,
+     ""},
+    {"revocation after expiry is not used_after_revoke",
+     {I("i1", "A", 0, 900, "r"), U("u1", "A", 60, "r"), R("r1", "A", 960), U("u2", "A", 1000, "r")},
+     7200,
+     "used_after_expiry"},
+    {"ttl_over_policy",
+     {I("i1", "A", 0, 1200, "r w"), U("u1", "A", 60, "r w"), R("r1", "A", 100)},
+     7200,
+     "ttl_over_policy"},
+    {"ttl exactly at max_ttl",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r w"), R("r1", "A", 100)},
+     7200,
+     ""},
+    {"ttl of a scope without max_ttl uses defaults",
+     {{'I', "i1", "A", 0, 3601, "adm", "cli", NULL, 0}, U("u1", "A", 60, "adm"), R("r1", "A", 100)},
+     7200,
+     "new_scope_for_client,scope_outside_baseline,ttl_over_policy"},
+    {"refresh_not_allowed",
+     {{'I', "i1", "A", 0, 900, "r", "cli", NULL, 1}, U("u1", "A", 60, "r"), R("r1", "A", 100)},
+     7200,
+     "refresh_not_allowed"},
+    {"refresh allowed for bot",
+     {{'I', "i1", "A", 0, 900, "r", "bot", NULL, 1}, U("u1", "A", 60, "r"), R("r1", "A", 100)},
+     7200,
+     ""},
+    {"unknown_scope",
+     {I("i1", "A", 0, 900, "r zz"), U("u1", "A", 60, "r zz"), R("r1", "A", 100)},
+     7200,
+     "new_scope_for_client,unknown_scope"},
+    {"scope_outside_baseline once new, twice outside",
+     {{'I', "i1", "A", 0, 900, "w", "bot", NULL, 0},
+      U("u1", "A", 60, "w"),
+      R("r1", "A", 100),
+      {'I', "i2", "B", 200, 900, "w", "bot", NULL, 0},
+      U("u2", "B", 260, "w"),
+      R("r2", "B", 300)},
+     7200,
+     "new_scope_for_client,scope_outside_baseline,scope_outside_baseline"},
+    {"scope allowed by the baseline",
+     {{'I', "i1", "A", 0, 900, "r", "bot", NULL, 0}, U("u1", "A", 60, "r"), R("r1", "A", 100)},
+     7200,
+     ""},
+    {"client without a policy entry",
+     {{'I', "i1", "A", 0, 900, "r", "stranger", NULL, 0}, U("u1", "A", 60, "r"), R("r1", "A", 100)},
+     7200,
+     "new_scope_for_client,scope_outside_baseline"},
+    {"write_outside_incident",
+     {{'O', "o1", "INC-1", 0, 0, "billing-db", NULL, NULL, 0},
+      {'I', "i1", "A", 10, 900, "r w", "cli", "INC-1", 0},
+      U("u1", "A", 60, "r w"),
+      R("r1", "A", 100)},
+     7200,
+     "write_outside_incident"},
+    {"write inside the incident's services",
+     {{'O', "o1", "INC-1", 0, 0, "orders-db", NULL, NULL, 0},
+      {'I', "i1", "A", 10, 900, "r w", "cli", "INC-1", 0},
+      U("u1", "A", 60, "r w"),
+      R("r1", "A", 100)},
+     7200,
+     ""},
+    {"outlived_incident",
+     {{'O', "o1", "INC-1", 0, 0, "orders-db", NULL, NULL, 0},
+      {'I', "i1", "A", 0, 3000, "r", "cli", "INC-1", 0},
+      U("u1", "A", 60, "r"),
+      {'X', "x1", "INC-1", 300, 0, NULL, NULL, NULL, 0},
+      U("u2", "A", 1500, "r")},
+     7200,
+     "outlived_incident"},
+    {"revoked exactly at the incident grace deadline",
+     {{'O', "o1", "INC-1", 0, 0, "orders-db", NULL, NULL, 0},
+      {'I', "i1", "A", 0, 3000, "r", "cli", "INC-1", 0},
+      U("u1", "A", 60, "r"),
+      {'X', "x1", "INC-1", 300, 0, NULL, NULL, NULL, 0},
+      R("r1", "A", 600)},
+     7200,
+     ""},
+    {"outlived not yet at the analyzer clock",
+     {{'O', "o1", "INC-1", 0, 0, "orders-db", NULL, NULL, 0},
+      {'I', "i1", "A", 0, 3000, "r", "cli", "INC-1", 0},
+      U("u1", "A", 60, "r"),
+      {'X', "x1", "INC-1", 300, 0, NULL, NULL, NULL, 0}},
+     600,
+     ""},
+    {"idle_token", {I("i1", "A", 0, 3600, "r"), U("u1", "A", 60, "r")}, 7200, "idle_token"},
+    {"use exactly at the idle boundary",
+     {I("i1", "A", 0, 3600, "r"), U("u1", "A", 60, "r"), U("u2", "A", 1860, "r")},
+     7200,
+     ""},
+    {"unused_scopes at expiry",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r")},
+     7200,
+     "unused_scopes"},
+    {"unused_scopes at revocation",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "w"), R("r1", "A", 100)},
+     7200,
+     "unused_scopes"},
+    {"a use in the revocation grace counts",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "w"), R("r1", "A", 100),
+      U("u2", "A", 104, "r")},
+     7200,
+     ""},
+    {"not ended yet at the analyzer clock",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r")},
+     800,
+     ""},
+    {"unattributed use: no unused_scopes",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "-")},
+     7200,
+     ""},
+    {"use of an unknown token", {U("u1", "Z", 60, "r")}, 7200, ""},
+};
+
+/* ---- building events ---- */
+
+static char *build_json(const spec *s)
+{
+    char t[TT_TIME_BUFSZ], x[TT_TIME_BUFSZ], list[512] = "";
+    tt_time_format(T0 + (int64_t)s->t * 1000, t);
+    tt_time_format(T0 + (int64_t)s->exp * 1000, x);
+    if (s->list && strcmp(s->list, "-") != 0) {
+        size_t len = 0;
+        for (const char *w = s->list; *w;) {
+            size_t wl = strcspn(w, " ");
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s\"%.*s\"", len ? "," : "",
+                                    (int)wl, w);
+            w += wl + strspn(w + wl, " ");
+        }
+    }
+    char *out = malloc(2048);
+    ck_assert_ptr_nonnull(out);
+    const char *src = s->type == 'U'                     ? "//rs"
+                      : s->type == 'O' || s->type == 'X' ? "//pager"
+                                                         : "//as";
+    const char *type = s->type == 'I'   ? "token.issued"
+                       : s->type == 'U' ? "token.used"
+                       : s->type == 'R' ? "token.revoked"
+                       : s->type == 'O' ? "incident.opened"
+                                        : "incident.resolved";
+    int n = snprintf(out, 2048,
+                     "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\",\"type\":\"%s\","
+                     "\"time\":\"%s\",\"datacontenttype\":\"application/json\",\"data\":{",
+                     s->id, src, type, t);
+    if (s->type == 'O') {
+        n += snprintf(
+            out + n, 2048 - (size_t)n,
+            "\"incident_id\":\"%s\",\"severity\":\"sev2\",\"services\":[%s],\"opened_at\":\"%s\"}}",
+            s->key, list, t);
+    } else if (s->type == 'X') {
+        n += snprintf(out + n, 2048 - (size_t)n, "\"incident_id\":\"%s\",\"resolved_at\":\"%s\"}}",
+                      s->key, t);
+    } else {
+        n += snprintf(out + n, 2048 - (size_t)n, "\"token_id\":\"tok-%s\"", s->key);
+        if (s->type == 'I') {
+            n += snprintf(out + n, 2048 - (size_t)n,
+                          ",\"client_id\":\"%s\",\"subject\":\"alice\",\"scopes\":[%s],"
+                          "\"token_type\":\"%s\",\"issued_at\":\"%s\",\"expires_at\":\"%s\"%s%s%s",
+                          s->client, list, s->refresh ? "refresh" : "access", t, x,
+                          s->incident ? ",\"incident_id\":\"" : "", s->incident ? s->incident : "",
+                          s->incident ? "\"" : "");
+        } else if (s->type == 'U' && strcmp(s->list, "-") != 0) {
+            n += snprintf(out + n, 2048 - (size_t)n, ",\"scopes\":[%s],\"resource\":\"orders-db\"",
+                          list);
+        } else if (s->type == 'U') {
+            n += snprintf(out + n, 2048 - (size_t)n, ",\"resource\":\"orders-db\"");
+        }
+        snprintf(out + n, 2048 - (size_t)n, "}}");
+    }
+    return out;
+}
+
+/* ---- running ---- */
+
+typedef struct found {
+    char kinds[MAX_FOUND][40];
+    char ids[MAX_FOUND][TT_FINDING_ID_BUFSZ];
+    size_t n;
+} found;
+
+static void collect(void *ctx, const tt_finding *f)
+{
+    found *fd = ctx;
+    ck_assert_uint_lt(fd->n, MAX_FOUND);
+    snprintf(fd->kinds[fd->n], sizeof(fd->kinds[0]), "%s", tt_finding_kind_name(f->kind));
+    memcpy(fd->ids[fd->n], f->id, TT_FINDING_ID_BUFSZ);
+    ck_assert_int_eq((int)strlen(f->id), 34);
+    ck_assert_int_eq(strncmp(f->id, "f-", 2), 0);
+    ck_assert_uint_ge(f->n_evidence, 1);
+    ck_assert(f->message[0] != '\0');
+    fd->n++;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void summary(found *fd, char *out, size_t n)
+{
+    qsort(fd->kinds, fd->n, sizeof(fd->kinds[0]), cmp_str);
+    qsort(fd->ids, fd->n, sizeof(fd->ids[0]), cmp_str);
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < fd->n; i++) {
+        len += (size_t)snprintf(out + len, n - len, "%s%s", i ? "," : "", fd->kinds[i]);
+    }
+}
+
+static tt_policy *policy(void)
+{
+    char err[256];
+    tt_policy *p = tt_policy_parse(policy_text, strlen(policy_text), "test", err, sizeof(err));
+    ck_assert_msg(p != NULL, "%s", err);
+    return p;
+}
+
+static size_t n_events(const tcase_def *c)
+{
+    size_t n = 0;
+    while (n < MAX_EVENTS && c->ev[n].type) {
+        n++;
+    }
+    return n;
+}
+
+static void offer(tt_engine *e, const spec *s, int64_t seq)
+{
+    char *json = build_json(s);
+    tt_aev ev;
+    tt_aev_scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    char err[256];
+    ck_assert_msg(tt_aev_scan(json, strlen(json), &ev, &sc, err, sizeof(err)) == 0, "%s: %s", err,
+                  json);
+    ev.seq = seq;
+    ck_assert_int_ge(tt_engine_offer(e, &ev), 0);
+    tt_aev_scratch_free(&sc);
+    free(json);
+}
+
+/* Deliver the case's events in `order` (indexes; repeats allowed), advancing
+ * behind the watermark after each, then flush at as_of. */
+static void run_case(const tcase_def *c, const size_t *order, size_t n, found *fd)
+{
+    tt_policy *p = policy();
+    memset(fd, 0, sizeof(*fd));
+    tt_engine *e = tt_engine_new(p, 3600000, collect, fd);
+    ck_assert_ptr_nonnull(e);
+    for (size_t i = 0; i < n; i++) {
+        offer(e, &c->ev[order[i]], (int64_t)i + 1);
+        ck_assert_int_eq(tt_engine_advance(e, tt_engine_watermark(e)), 0);
+    }
+    ck_assert_int_eq(tt_engine_flush(e, T0 + (int64_t)c->as_of * 1000), 0);
+    tt_engine_free(e);
+    tt_policy_free(p);
+}
+
+START_TEST(engine_cases)
+{
+    const tcase_def *c = &cases[_i];
+    size_t n = n_events(c), order[MAX_EVENTS * 2] = {0};
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    found fd;
+    char got[1024];
+    run_case(c, order, n, &fd);
+    summary(&fd, got, sizeof(got));
+    ck_assert_msg(strcmp(got, c->expect) == 0, "%s: expected [%s], got [%s]", c->name, c->expect,
+                  got);
+}
+END_TEST
+
+/* Reversed, interleaved and duplicated deliveries give the same finding ids. */
+START_TEST(engine_order_and_duplicates_do_not_matter)
+{
+    const tcase_def *c = &cases[_i];
+    size_t n = n_events(c), order[MAX_EVENTS * 2] = {0};
+    found ref, fd;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    run_case(c, order, n, &ref);
+    char want[1024], got[1024];
+    summary(&ref, want, sizeof(want));
+
+    for (size_t i = 0; i < n; i++) {
+        order[i] = n - 1 - i;
+    }
+    run_case(c, order, n, &fd);
+    summary(&fd, got, sizeof(got));
+    ck_assert_msg(strcmp(got, want) == 0, "%s reversed: [%s] vs [%s]", c->name, got, want);
+    ck_assert_int_eq(memcmp(fd.ids, ref.ids, sizeof(ref.ids)), 0);
+
+    /* every event twice, odd ones first then even ones */
+    size_t m = 0;
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            if (i % 2 == 1 - pass % 2) {
+                order[m++] = i;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        order[m++] = i;
+    }
+    run_case(c, order, m, &fd);
+    summary(&fd, got, sizeof(got));
+    ck_assert_msg(strcmp(got, want) == 0, "%s duplicated: [%s] vs [%s]", c->name, got, want);
+    ck_assert_int_eq(memcmp(fd.ids, ref.ids, sizeof(ref.ids)), 0);
+}
+END_TEST
+
+START_TEST(engine_ids_are_deterministic_and_distinct)
+{
+    const tcase_def *c = &cases[1]; /* used_after_revoke */
+    size_t order[MAX_EVENTS] = {0, 1, 2, 3, 4};
+    found a, b;
+    run_case(c, order, 5, &a);
+    run_case(c, order, 5, &b);
+    ck_assert_uint_eq(a.n, 1);
+    ck_assert_str_eq(a.ids[0], b.ids[0]);
+    /* the same kind for another token has another id */
+    tt_finding f1, f2;
+    memset(&f1, 0, sizeof(f1));
+    f1.kind = TT_FK_USED_AFTER_REVOKE;
+    f1.token_id = "tok-A";
+    f1.evidence[0] = "//as/r1";
+    f1.n_evidence = 1;
+    f2 = f1;
+    f2.token_id = "tok-B";
+    tt_finding_make_id(&f1);
+    tt_finding_make_id(&f2);
+    ck_assert_str_ne(f1.id, f2.id);
+}
+END_TEST
+
+/* ---- checkpoint / restore through an in-memory saver ---- */
+
+#define MAX_ROWS 64
+typedef struct mem_row {
+    char key[300];
+    unsigned char blob[8192];
+    size_t len;
+    int live;
+} mem_row;
+
+typedef struct mem_store {
+    mem_row tok[MAX_ROWS], inc[MAX_ROWS], pend[MAX_ROWS], hist[MAX_ROWS];
+    int64_t meta[3];
+} mem_store;
+
+static int mem_put(mem_row *rows, const void *key, size_t klen, const void *blob, size_t len)
+{
+    for (int i = 0; i < MAX_ROWS; i++) {
+        if (rows[i].live && memcmp(rows[i].key, key, klen) == 0) {
+            rows[i].live = blob != NULL;
+            if (blob) {
+                memcpy(rows[i].blob, blob, len);
+                rows[i].len = len;
+            }
+            return 0;
+        }
+    }
+    if (blob == NULL) {
+        return 0;
+    }
+    for (int i = 0; i < MAX_ROWS; i++) {
+        if (!rows[i].live) {
+            memset(rows[i].key, 0, sizeof(rows[i].key));
+            memcpy(rows[i].key, key, klen);
+            memcpy(rows[i].blob, blob, len);
+            rows[i].len = len;
+            rows[i].live = 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int m_token(void *ctx, const uint8_t key[32], const void *blob, size_t len)
+{
+    return mem_put(((mem_store *)ctx)->tok, key, 32, blob, len);
+}
+
+static int m_incident(void *ctx, const char *id, const void *blob, size_t len)
+{
+    return mem_put(((mem_store *)ctx)->inc, id, strlen(id) + 1, blob, len);
+}
+
+static int m_hist(void *ctx, const char *client, const char *scope)
+{
+    char k[300];
+    snprintf(k, sizeof(k), "%s\n%s", client, scope);
+    return mem_put(((mem_store *)ctx)->hist, k, strlen(k) + 1, "", 1);
+}
+
+static int m_pending(void *ctx, int64_t seq, const void *blob, size_t len)
+{
+    return mem_put(((mem_store *)ctx)->pend, &seq, 8, blob, len);
+}
+
+static int m_meta(void *ctx, const char *key, int64_t v)
+{
+    mem_store *m = ctx;
+    m->meta[strcmp(key, "max_event_ms") == 0 ? 0 : strcmp(key, "now_ms") == 0 ? 1 : 2] = v;
+    return 0;
+}
+
+static const tt_engine_saver mem_saver = {m_token, m_incident, m_hist, m_pending, m_meta};
+
+static void load_all(tt_engine *e, const mem_store *m)
+{
+    static const char *const keys[] = {"max_event_ms", "now_ms", "clock_ms"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tt_engine_load_meta(e, keys[i], m->meta[i]), 0);
+    }
+    for (int i = 0; i < MAX_ROWS; i++) {
+        if (m->inc[i].live) {
+            ck_assert_int_eq(
+                tt_engine_load_incident(e, m->inc[i].key, m->inc[i].blob, m->inc[i].len), 0);
+        }
+        if (m->tok[i].live) {
+            ck_assert_int_eq(tt_engine_load_token(e, (const uint8_t *)m->tok[i].key, m->tok[i].blob,
+                                                  m->tok[i].len),
+                             0);
+        }
+        if (m->hist[i].live) {
+            char k[300];
+            snprintf(k, sizeof(k), "%s", m->hist[i].key);
+            char *nl = strchr(k, '\n');
+            *nl = '\0';
+            ck_assert_int_eq(tt_engine_load_client_scope(e, k, nl + 1), 0);
+        }
+        if (m->pend[i].live) {
+            int64_t seq;
+            memcpy(&seq, m->pend[i].key, 8);
+            ck_assert_int_eq(tt_engine_load_pending(e, seq, m->pend[i].blob, m->pend[i].len), 0);
+        }
+    }
+    /* a corrupt blob is refused, not half-loaded */
+    uint8_t key[32] = {9};
+    ck_assert_int_eq(tt_engine_load_token(e, key, "\x01\x02", 2), -1);
+}
+
+/* Restart after every prefix of the stream: the union of findings before
+ * and after equals the uninterrupted run, with nothing twice. */
+START_TEST(engine_restore_mid_stream)
+{
+    const tcase_def *c = &cases[_i];
+    size_t n = n_events(c), order[MAX_EVENTS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    found ref;
+    run_case(c, order, n, &ref);
+    char want[1024];
+    summary(&ref, want, sizeof(want));
+    for (size_t cut = 0; cut <= n; cut++) {
+        tt_policy *p = policy();
+        found fd;
+        memset(&fd, 0, sizeof(fd));
+        mem_store *m = calloc(1, sizeof(*m));
+        ck_assert_ptr_nonnull(m);
+        tt_engine *e = tt_engine_new(p, 3600000, collect, &fd);
+        for (size_t i = 0; i < cut; i++) {
+            offer(e, &c->ev[i], (int64_t)i + 1);
+            tt_engine_advance(e, tt_engine_watermark(e));
+            if (i == cut / 2) { /* an intermediate checkpoint too */
+                ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+                tt_engine_save_done(e);
+            }
+        }
+        ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+        tt_engine_save_done(e);
+        tt_engine_free(e);
+        e = tt_engine_new(p, 3600000, collect, &fd);
+        load_all(e, m);
+        for (size_t i = cut; i < n; i++) {
+            offer(e, &c->ev[i], (int64_t)i + 1);
+            tt_engine_advance(e, tt_engine_watermark(e));
+        }
+        tt_engine_flush(e, T0 + (int64_t)c->as_of * 1000);
+        tt_engine_free(e);
+        char got[1024];
+        summary(&fd, got, sizeof(got));
+        ck_assert_msg(strcmp(got, want) == 0, "%s, restart after %zu events: [%s] vs [%s]", c->name,
+                      cut, got, want);
+        ck_assert_int_eq(memcmp(fd.ids, ref.ids, sizeof(ref.ids)), 0);
+        free(m);
+        tt_policy_free(p);
+    }
+}
+END_TEST
+
+START_TEST(engine_lingering_gauge)
+{
+    const tcase_def *c = &cases[17]; /* outlived_incident */
+    ck_assert_str_eq(c->expect, "outlived_incident");
+    tt_policy *p = policy();
+    found fd;
+    memset(&fd, 0, sizeof(fd));
+    tt_engine *e = tt_engine_new(p, 0, collect, &fd);
+    for (size_t i = 0; i < n_events(c); i++) {
+        offer(e, &c->ev[i], (int64_t)i + 1);
+    }
+    tt_engine_flush(e, T0 + 700 * 1000);
+    tt_engine_stats st;
+    tt_engine_get_stats(e, &st);
+    ck_assert_int_eq(st.lingering[TT_FK_OUTLIVED_INCIDENT], 1);
+    ck_assert_uint_eq(st.findings[TT_FK_OUTLIVED_INCIDENT], 1);
+    ck_assert_uint_eq(st.events_processed, n_events(c));
+    tt_engine_flush(e, T0 + 3001 * 1000); /* expired: no longer lingering */
+    tt_engine_get_stats(e, &st);
+    ck_assert_int_eq(st.lingering[TT_FK_OUTLIVED_INCIDENT], 0);
+    tt_engine_free(e);
+    tt_policy_free(p);
+}
+END_TEST
+
+/* ---- the scanner ---- */
+
+START_TEST(aev_scan_canonical_and_escapes)
+{
+    const char *body =
+        "{\"specversion\":\"1.0\",\"id\":\"e\\\"1\\u00e9\",\"source\":\"//"
+        "as\",\"type\":\"token.issued\","
+        "\"time\":\"2026-11-22T07:00:00.000Z\",\"datacontenttype\":\"application/json\","
+        "\"x\":{\"n\":[1,2,{\"a\":true}]},\"data\":{\"token_id\":\"sha256:ab\",\"client_id\":\"c\","
+        "\"scopes\":[\"a\",\"b\"],\"token_type\":\"refresh\",\"issued_at\":\"2026-11-22T07:00:00."
+        "000Z\","
+        "\"expires_at\":\"2026-11-22T08:00:00.000Z\",\"status\":200}}";
+    tt_aev ev;
+    tt_aev_scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    char err[256];
+    ck_assert_msg(tt_aev_scan(body, strlen(body), &ev, &sc, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(ev.id, "e\"1\xc3\xa9");
+    ck_assert_int_eq(ev.type, TT_EV_TOKEN_ISSUED);
+    ck_assert_int_eq(ev.time_ms, T0);
+    ck_assert_int_eq(ev.expires_at, T0 + 3600000);
+    ck_assert_uint_eq(ev.n_scopes, 2);
+    ck_assert_str_eq(ev.scopes[1], "b");
+    ck_assert_int_eq(ev.refresh, 1);
+    tt_aev *c = tt_aev_clone(&ev);
+    ck_assert_str_eq(c->scopes[0], "a");
+    ck_assert_str_eq(c->client_id, "c");
+    char ref[64];
+    tt_aev_ref(c, ref, sizeof(ref));
+    ck_assert_str_eq(ref, "//as/e\"1\xc3\xa9");
+    free(c);
+    tt_aev_scratch_free(&sc);
+}
+END_TEST
+
+static const char *const bad_bodies[] = {
+    "",
+    "[]",
+    "{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\"}",
+    "{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.nope\",\"time\":\"2026-11-22T07:00:00Z\","
+    "\"data\":{}}",
+    "{\"id\":\"a\",\"source\":\"s\",\"type\":\"incident.opened\",\"time\":\"yesterday\",\"data\":{}"
+    "}",
+    "{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\","
+    "\"data\":{\"token_id\":\"t\"",
+    "{\"id\":\"a\\q\"}",
+    "{\"id\":\"a\"} trailing",
+};
+
+START_TEST(aev_scan_rejects)
+{
+    tt_aev ev;
+    tt_aev_scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    char err[256] = "";
+    ck_assert_int_eq(
+        tt_aev_scan(bad_bodies[_i], strlen(bad_bodies[_i]), &ev, &sc, err, sizeof(err)), -1);
+    ck_assert(err[0] != '\0');
+    tt_aev_scratch_free(&sc);
+}
+END_TEST
+
+Suite *tt_engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    int n = (int)(sizeof(cases) / sizeof(cases[0]));
+    tcase_add_loop_test(tc, engine_cases, 0, n);
+    tcase_add_loop_test(tc, engine_order_and_duplicates_do_not_matter, 0, n);
+    tcase_add_loop_test(tc, engine_restore_mid_stream, 0, n);
+    tcase_add_test(tc, engine_ids_are_deterministic_and_distinct);
+    tcase_add_test(tc, engine_lingering_gauge);
+    tcase_add_test(tc, aev_scan_canonical_and_escapes);
+    tcase_add_loop_test(tc, aev_scan_rejects, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));
+    suite_add_tcase(s, tc);
+    return s;
+}
