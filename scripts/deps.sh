@@ -14,6 +14,8 @@ PKGS=(
   kcat
   # the drill lab's resource servers
   apache2 libapache2-mod-oauth2
+  # promtool and a real Prometheus for the alert-rule tests; Alertmanager for analyze --alertmanager
+  prometheus prometheus-alertmanager
 )
 
 missing=()
