@@ -4,6 +4,7 @@
 
 #include "analyzer.h"
 #include "collector.h"
+#include "drill.h"
 #include "tt_evidence.h"
 
 typedef struct command {
@@ -18,6 +19,7 @@ static const command commands[] = {
     {"analyze", tt_cmd_analyze, "find lingering tokens and scope drift in the event trail"},
     {"findings", tt_cmd_findings, "print the findings 'analyze' stored"},
     {"evidence", tt_cmd_evidence, "export and verify signed evidence bundles"},
+    {"drill", tt_cmd_drill, "run fire drills against a real OAuth server and resource servers"},
     {NULL, NULL, NULL},
 };
 

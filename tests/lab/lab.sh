@@ -16,6 +16,9 @@
 #                   LAB_GRANT_TTL (see as.mjs)
 #   LAB_RS_LOGLEVEL Apache LogLevel (default "warn"; e.g. "warn oauth2:debug")
 #   LAB_EVENTS_URL  as.mjs also POSTs each event there
+#   LAB_COLLECTOR_URL  forward token events (AS events + RS access log) as
+#                   CloudEvents to this tokentrail collector (…/v1/events) with
+#                   forward.mjs; LAB_COLLECTOR_TOKEN_FILE holds its bearer token
 #   LAB_START_TIMEOUT seconds to wait for readiness (default 20)
 #
 # Secrets are generated at start (lab-only values), written under DIR/secrets
@@ -282,6 +285,20 @@ EOF
         done
         echo "CLIENT_DEVICE_ID='tt-device'"
     } >"$envf"
+    # --- forwarder to a tokentrail collector (optional) ----------------------
+    if [ -n "${LAB_COLLECTOR_URL:-}" ]; then
+        (
+            unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
+            exec node "$LAB_HOME/forward.mjs" "$LAB_COLLECTOR_URL" "$dir/logs/as-events.jsonl" \
+                "$dir/logs/rs-access.jsonl" ${LAB_COLLECTOR_TOKEN_FILE:+"$LAB_COLLECTOR_TOKEN_FILE"} \
+                </dev/null >>"$dir/logs/forward.log" 2>&1
+        ) &
+        local fwd_pid=$!
+        echo "$fwd_pid" >"$dir/forward.pid"
+        echo "FORWARDER_PID=$fwd_pid" >>"$envf"
+        echo "FORWARD_LOG='$dir/logs/forward.log'" >>"$envf"
+        say "forwarding token events to $LAB_COLLECTOR_URL (pid $fwd_pid)"
+    fi
     mv "$envf" "$dir/lab.env"
     say "ready: $dir/lab.env"
 }
@@ -299,9 +316,13 @@ cmd_stop() {
     fi
     [ -n "$as_pid" ] || as_pid=$(cat "$dir/as.pid" 2>/dev/null || true)
     [ -n "$apache_pid" ] || apache_pid=$(cat "$dir/apache/apache2.pid" 2>/dev/null || true)
-    # Resource servers first (they call the AS), then the AS.
+    # Resource servers first (they call the AS), then the AS, then the
+    # forwarder (it sends what is left on TERM).
     [ -z "$apache_pid" ] || stop_pid "$apache_pid" "$dir/rs.conf" "apache2"
     [ -z "$as_pid" ] || stop_pid "$as_pid" "as.mjs" "authorization server"
+    local fwd_pid
+    fwd_pid=$(cat "$dir/forward.pid" 2>/dev/null || true)
+    [ -z "$fwd_pid" ] || stop_pid "$fwd_pid" "forward.mjs" "event forwarder"
     touch "$dir/stopped"
     return 0
 }

@@ -16,5 +16,8 @@ Suite *tt_policy_suite(void);
 Suite *tt_engine_suite(void);
 Suite *tt_evidence_suite(void);
 
+Suite *tt_threshold_suite(void);
+Suite *tt_scenario_suite(void);
+Suite *tt_drill_report_suite(void);
 
 #endif

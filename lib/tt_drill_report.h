@@ -1,0 +1,88 @@
+/* tt_drill_report.h - what one drill run observed, the threshold verdicts,
+ * and the reports made from it: report.json, JUnit XML and report.html. */
+#ifndef TT_DRILL_REPORT_H
+#define TT_DRILL_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "tt_event.h"
+#include "tt_scenario.h"
+#include "tt_threshold.h"
+
+#define TT_DRILL_MAX_RUN_ID 40
+#define TT_DRILL_MAX_ERROR 512
+#define TT_DRILL_MAX_SCOPE 1024
+
+/* One resource server as seen by one iteration. Times are ns since the run
+ * started (monotonic clock); -1 when it did not happen. */
+typedef struct tt_drill_rs_obs {
+    int64_t first_use_ns;    /* response of the first accepted use */
+    long first_status;       /* status of the first use */
+    int64_t last_accept_ns;  /* send time of the last probe that was accepted */
+    int64_t refused_ns;      /* send time of the first probe that was refused */
+    long refused_status;
+    int lingering;           /* still accepting at probe_timeout */
+    int probes;
+    int busy;                /* engine: a probe is in flight */
+} tt_drill_rs_obs;
+
+typedef struct tt_drill_iter {
+    int engineer, iteration;
+    char incident_id[64];
+    char token_id[TT_FINGERPRINT_BUFSZ]; /* "" until issued */
+    int64_t opened_ns, token_req_ns, token_ns, end_ns, done_ns;
+    int64_t expires_in_s;
+    char granted_scope[TT_DRILL_MAX_SCOPE];     /* token response */
+    char introspected_scope[TT_DRILL_MAX_SCOPE];/* introspection right after issue */
+    int widened;                                /* 1 when granted ⊄ requested */
+    int active_after_end;                       /* 1 active, 0 inactive, -1 unknown */
+    tt_drill_rs_obs *rs;                        /* n_rs entries */
+    char error[TT_DRILL_MAX_ERROR];             /* "" when the iteration completed */
+} tt_drill_iter;
+
+typedef struct tt_drill_verdict {
+    double value;
+    long samples;
+    int pass;
+    int no_data;             /* no samples for an aggregate that needs some */
+} tt_drill_verdict;
+
+typedef struct tt_drill_result {
+    char run_id[TT_DRILL_MAX_RUN_ID];
+    const tt_scenario *sc;   /* borrowed */
+    int64_t started_ms, finished_ms; /* wall clock, epoch ms */
+    int64_t mono_base_ns;    /* CLOCK_MONOTONIC at start (for cross-process comparison) */
+    tt_drill_iter *it;
+    size_t n_it;
+    tt_series_set series;
+    tt_drill_verdict verdict[TT_SC_MAX_THRESHOLDS];
+    size_t events_sent, events_failed;
+    /* resolved endpoints, for the report */
+    char *token_endpoint, *introspection_endpoint, *revocation_endpoint, *device_endpoint;
+} tt_drill_result;
+
+/* Allocate n_it iterations with sc->n_rs servers each, every time -1.
+ * Returns NULL on out of memory. */
+tt_drill_result *tt_drill_result_new(const tt_scenario *sc, size_t n_it);
+void tt_drill_result_free(tt_drill_result *r); /* accepts NULL */
+
+/* Turn the iterations into series (time_to_token_ms, ...) and evaluate every
+ * threshold of the scenario. Returns the number of failed thresholds, or -1
+ * on out of memory. */
+int tt_drill_evaluate(tt_drill_result *r);
+
+/* "revocation_propagation_ms{rs-nocache} max < 1000" */
+void tt_drill_threshold_label(const tt_sc_threshold *t, char *out, size_t outlen);
+
+/* The full report as a JSON object (new reference), or NULL. */
+json_t *tt_drill_report_json(const tt_drill_result *r);
+
+/* Write the JUnit XML / the self-contained HTML report. Return 0 or -1. */
+int tt_drill_report_junit(const tt_drill_result *r, FILE *fp);
+int tt_drill_report_html(const tt_drill_result *r, FILE *fp);
+
+#endif

@@ -1,0 +1,204 @@
+/* drill_bench_server.c - a tiny single-threaded HTTP/1.1 server (epoll,
+ * keep-alive) for tests/bench/drill_bench.sh. It issues tokens, accepts them
+ * until an exactly known CLOCK_MONOTONIC instant after their revocation, then
+ * refuses them, and records that instant and when it received the first
+ * refused request, so the harness's measurement error is measured - true.
+ *
+ *   POST /token       -> {"access_token":"tokN","expires_in":300,"scope":"a"}
+ *   POST /revoke      token=tokN: switch_ns = now + delay(N), 200
+ *   GET  /rs          Authorization: Bearer tokN: 200 before switch_ns, else 401
+ *   GET  /dump        "N switch_ns first_refused_rx_ns" per revoked token
+ *
+ * Usage: drill_bench_server PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS] */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TOKENS 2000000
+#define BUF_MAX 16384
+#define MAX_FDS 65536
+
+typedef struct conn {
+    char in[BUF_MAX];
+    size_t len;
+} conn;
+
+static int64_t *switch_ns, *refused_rx_ns;
+static long n_tokens;
+static conn *conns[MAX_FDS];
+static int64_t delay_min_ms = 20, delay_span_ms = 100;
+
+static int64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void reply(int fd, int status, const char *body)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     status, status == 200 ? "OK" : status == 401 ? "Unauthorized" : "Not Found",
+                     strlen(body), body);
+    ssize_t w = write(fd, buf, (size_t)n);
+    (void)w;
+}
+
+static long token_num(const char *p)
+{
+    /* "tok" followed by a digit: skips the "token=" parameter name */
+    for (const char *t = strstr(p, "tok"); t; t = strstr(t + 3, "tok")) {
+        if (t[3] >= '0' && t[3] <= '9') {
+            return strtol(t + 3, NULL, 10);
+        }
+    }
+    return -1;
+}
+
+static void dump(int fd)
+{
+    size_t cap = (size_t)n_tokens * 64 + 64, len = 0;
+    char *body = malloc(cap);
+    for (long i = 0; i < n_tokens; i++) {
+        if (switch_ns[i]) {
+            len += (size_t)snprintf(body + len, cap - len, "%ld %lld %lld\n", i,
+                                    (long long)switch_ns[i], (long long)refused_rx_ns[i]);
+        }
+    }
+    char hdr[128];
+    int n = snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", len);
+    ssize_t w = write(fd, hdr, (size_t)n);
+    size_t off = 0;
+    while (off < len) {
+        w = write(fd, body + off, len - off);
+        if (w <= 0) {
+            break;
+        }
+        off += (size_t)w;
+    }
+    free(body);
+}
+
+/* Handle every complete request in c->in. Returns -1 to close. */
+static int handle(int fd, conn *c)
+{
+    for (;;) {
+        c->in[c->len] = '\0';
+        char *end = strstr(c->in, "\r\n\r\n");
+        if (end == NULL) {
+            return c->len >= BUF_MAX - 1 ? -1 : 0;
+        }
+        size_t hlen = (size_t)(end + 4 - c->in);
+        size_t blen = 0;
+        char *cl = strcasestr(c->in, "Content-Length:");
+        if (cl && cl < end) {
+            blen = (size_t)strtoul(cl + 15, NULL, 10);
+        }
+        if (c->len < hlen + blen) {
+            return 0;
+        }
+        int64_t now = mono();
+        char save = c->in[hlen + blen];
+        c->in[hlen + blen] = '\0';
+        if (strncmp(c->in, "POST /token", 11) == 0) {
+            char body[160];
+            long n = n_tokens < MAX_TOKENS ? n_tokens++ : MAX_TOKENS - 1;
+            snprintf(body, sizeof(body),
+                     "{\"access_token\":\"tok%ld\",\"token_type\":\"Bearer\",\"expires_in\":300,"
+                     "\"scope\":\"a\"}", n);
+            reply(fd, 200, body);
+        } else if (strncmp(c->in, "POST /revoke", 12) == 0) {
+            long n = token_num(c->in + hlen);
+            if (n >= 0 && n < n_tokens && switch_ns[n] == 0) {
+                /* a spread of delays so probe phases vary */
+                switch_ns[n] = now + (delay_min_ms + (n * 37) % (delay_span_ms + 1)) * 1000000;
+            }
+            reply(fd, 200, "{}");
+        } else if (strncmp(c->in, "GET /rs", 7) == 0) {
+            long n = token_num(c->in);
+            int ok = n >= 0 && n < n_tokens && (switch_ns[n] == 0 || now < switch_ns[n]);
+            if (!ok && n >= 0 && n < n_tokens && refused_rx_ns[n] == 0) {
+                refused_rx_ns[n] = now;
+            }
+            reply(fd, ok ? 200 : 401, ok ? "{\"ok\":true}" : "{\"error\":\"invalid_token\"}");
+        } else if (strncmp(c->in, "GET /dump", 9) == 0) {
+            dump(fd);
+        } else {
+            reply(fd, 404, "{}");
+        }
+        c->in[hlen + blen] = save;
+        memmove(c->in, c->in + hlen + blen, c->len - hlen - blen);
+        c->len -= hlen + blen;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS]\n", argv[0]);
+        return 2;
+    }
+    if (argc >= 4) {
+        delay_min_ms = strtoll(argv[2], NULL, 10);
+        delay_span_ms = strtoll(argv[3], NULL, 10);
+    }
+    switch_ns = calloc(MAX_TOKENS, sizeof(*switch_ns));
+    refused_rx_ns = calloc(MAX_TOKENS, sizeof(*refused_rx_ns));
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    if (bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 4096) != 0) {
+        perror("bind/listen");
+        return 1;
+    }
+    getsockname(ls, (struct sockaddr *)&a, &al);
+    FILE *pf = fopen(argv[1], "w");
+    fprintf(pf, "%d\n", ntohs(a.sin_port));
+    fclose(pf);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    struct epoll_event evs[512];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 512, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == ls) {
+                int c;
+                while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    if (c >= MAX_FDS) {
+                        close(c);
+                        continue;
+                    }
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    conns[c] = calloc(1, sizeof(conn));
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+                continue;
+            }
+            conn *c = conns[fd];
+            ssize_t r = read(fd, c->in + c->len, BUF_MAX - 1 - c->len);
+            if (r <= 0 || (c->len += (size_t)r, handle(fd, c) != 0)) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                close(fd);
+                free(c);
+                conns[fd] = NULL;
+            }
+        }
+    }
+}
