@@ -21,7 +21,7 @@ HDRS     := $(wildcard lib/*.h collector/*.h analyzers/*.h drills/*.h)
 
 obj = $(patsubst %.c,build/$(1)/%.o,$(2))
 
-.PHONY: all test unit unit-asan integration bench deps clean format asan
+.PHONY: all test unit unit-asan integration bench bench-collector demo deps clean format asan
 all: bin/tokentrail
 
 build/rel/%.o: %.c $(HDRS) Makefile
@@ -59,8 +59,21 @@ integration: bin/tokentrail build/asan/tokentrail
 test: bin/tokentrail build/rel/tt_unit build/asan/tt_unit build/asan/tokentrail
 	tests/run-all.sh
 
-bench: bin/tokentrail
+# Benchmarks, never part of `make test`. Each prints its figures; see
+# docs/performance.md for the latest and how to read them.
+bench: bin/tokentrail build/rel/tt_micro
 	tests/bench/run.sh
+	tests/bench/analyze_bench.sh
+	tests/bench/evidence_bench.sh
+	tests/bench/drill_bench.sh
+
+bench-collector: bin/tokentrail build/rel/tt_micro
+	tests/bench/run.sh
+
+# The main job on the embedded default (SQLite, no Kafka): the OAuth lab, a
+# collector, a fire drill, the analyzer; prints where the report is.
+demo: deps all
+	drills/demo.sh
 
 deps:
 	@scripts/deps.sh

@@ -50,9 +50,9 @@ drill_rc=$?
 
 if "$BIN" analyze --help >/dev/null 2>&1; then
     say "tokentrail analyze --once"
-    policy=analyzers/policies/example.yaml
+    policy=drills/scenarios/lab-policy.yaml
     if [ -f "$policy" ]; then
-        "$BIN" analyze --db "$WORK/demo.db" --policy "$policy" --once || true
+        "$BIN" analyze --db "$WORK/demo.db" --policy "$policy" --once --format table || true
     else
         echo "no $policy; skipped"
     fi
