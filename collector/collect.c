@@ -1,5 +1,6 @@
 /* collect.c - `tokentrail collect`: flags and config file, start-up, and the
- * SIGTERM shutdown sequence (stop accepting, drain, commit, close). */
+ * SIGTERM shutdown sequence (stop accepting, drain, commit, deliver to Kafka,
+ * close). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "collector.h"
 #include "server.h"
+#include "tt_kafka.h"
 #include "tt_log.h"
 #include "tt_store.h"
 #include "tt_time.h"
@@ -28,8 +30,9 @@ static void usage(FILE *fp)
             "\n"
             "Receive token and incident events over HTTP, validate and normalise them,\n"
             "and commit them durably to SQLite. A 2xx answer means every accepted event\n"
-            "is on disk (fsynced). POST events to /v1/events; GET /healthz, /readyz and\n"
-            "/metrics for operations.\n"
+            "is on disk (fsynced). With --kafka-brokers every accepted event is also\n"
+            "produced to Kafka from a local outbox (docs/kafka.md). POST events to\n"
+            "/v1/events; GET /healthz, /readyz and /metrics for operations.\n"
             "\n"
             "Options (each overrides the same key of the config file):\n"
             "  -c, --config FILE          YAML config file (keys below)\n"
@@ -42,11 +45,14 @@ static void usage(FILE *fp)
             "      --tls-key FILE         ... and this PEM private key\n"
             "      --log-level LEVEL      error, warn, info (default) or debug\n"
             "      --port-file FILE       write the bound port to FILE (useful with port 0)\n"
+            "      --kafka-brokers LIST   produce every event to Kafka (HOST:PORT[,...])\n"
+            "      --kafka-topic TOPIC    Kafka topic (default tokentrail.events)\n"
             "  -h, --help                 show this help\n"
             "\n"
             "Config file keys:\n");
     tt_config_print_help(tt_collect_config_table, fp);
-    fprintf(fp, "\nSee docs/collector.md for the API and docs/event-schema.md for events.\n");
+    fprintf(fp, "\nSee docs/collect.md for the API, docs/kafka.md for Kafka and\n"
+                "docs/event-schema.md for events.\n");
 }
 
 /* A flag given on the command line, applied after the config file. */
@@ -83,6 +89,8 @@ int tt_cmd_collect(int argc, char **argv)
         {"tls-key", required_argument, NULL, 'K'},
         {"log-level", required_argument, NULL, 'L'},
         {"port-file", required_argument, NULL, 'P'},
+        {"kafka-brokers", required_argument, NULL, 'B'},
+        {"kafka-topic", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -103,6 +111,8 @@ int tt_cmd_collect(int argc, char **argv)
         case 'K': key = "tls.key"; break;
         case 'L': key = "log_level"; break;
         case 'P': key = "port_file"; break;
+        case 'B': key = "kafka.brokers"; break;
+        case 'T': key = "kafka.topic"; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "tokentrail collect: try 'tokentrail collect --help'\n");
@@ -127,6 +137,7 @@ int tt_cmd_collect(int argc, char **argv)
     int rc = 2;
     tt_store *store = NULL;
     tt_server *srv = NULL;
+    tt_kafka *kafka = NULL;
     if (tt_config_defaults(tt_collect_config_table, &cfg, err, sizeof(err)) != 0 ||
         (config_path && tt_config_load(tt_collect_config_table, &cfg, config_path, err,
                                        sizeof(err)) != 0)) {
@@ -166,12 +177,26 @@ int tt_cmd_collect(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store = tt_store_open(cfg.db, NULL, err, sizeof(err));
+    int use_kafka = cfg.kafka_brokers && cfg.kafka_brokers[0];
+    tt_store_opts so = {.outbox = use_kafka, .outbox_max = cfg.kafka_outbox_max};
+    store = tt_store_open(cfg.db, &so, err, sizeof(err));
     if (store == NULL) {
         tt_error("%s", err);
         goto out;
     }
-    srv = tt_server_start(&cfg, store, err, sizeof(err));
+    if (use_kafka) {
+        tt_kafka_opts ko = {.brokers = cfg.kafka_brokers, .topic = cfg.kafka_topic,
+                            .compression = cfg.kafka_compression, .props = &cfg.kafka_props};
+        kafka = tt_kafka_start(&ko, store, err, sizeof(err));
+        if (kafka == NULL) {
+            tt_error("%s", err);
+            goto out;
+        }
+        int64_t backlog = tt_store_outbox_depth(store);
+        tt_info("kafka: producing to topic %s at %s%s", cfg.kafka_topic, cfg.kafka_brokers,
+                backlog > 0 ? " (delivering the outbox left by the last run first)" : "");
+    }
+    srv = tt_server_start(&cfg, store, kafka, err, sizeof(err));
     if (srv == NULL) {
         tt_error("%s", err);
         goto out;
@@ -185,11 +210,19 @@ int tt_cmd_collect(int argc, char **argv)
             cfg.tls_cert ? "https" : "http", cfg.listen, port, cfg.db,
             cfg.auth_tokens_files.n + cfg.auth_fingerprints.n ? ", ingest auth on" : "");
 
-    while (!stop_signal) {
+    char why[512] = "";
+    int kafka_failed = 0;
+    while (!stop_signal && !kafka_failed) {
         struct timespec ts = {0, 100 * 1000000};
         nanosleep(&ts, NULL);
+        kafka_failed = kafka && tt_kafka_failed(kafka, why, sizeof(why));
     }
-    tt_info("signal %d: no longer accepting; finishing requests in flight", (int)stop_signal);
+    if (kafka_failed) {
+        tt_error("kafka: fatal producer error (%s): no longer accepting; events not delivered "
+                 "stay in the outbox for the next start", why);
+    } else {
+        tt_info("signal %d: no longer accepting; finishing requests in flight", (int)stop_signal);
+    }
     tt_server_quiesce(srv);
     int left = tt_server_drain(srv, cfg.shutdown_timeout_ms);
     if (left > 0) {
@@ -198,13 +231,18 @@ int tt_cmd_collect(int argc, char **argv)
     }
     tt_server_stop(srv);
     srv = NULL;
+    /* After the server (nothing new is committed) and before the store (the
+     * last deliveries are deleted from the outbox). */
+    tt_kafka_stop(kafka, cfg.kafka_flush_timeout_ms);
+    kafka = NULL;
     tt_store_close(store);
     store = NULL;
     tt_info("store closed; bye");
-    rc = left > 0 ? 1 : 0;
+    rc = left > 0 || kafka_failed ? 1 : 0;
 
 out:
     tt_server_stop(srv);
+    tt_kafka_stop(kafka, 0);
     tt_store_close(store);
     tt_config_free(tt_collect_config_table, &cfg);
     return rc;

@@ -19,6 +19,13 @@ typedef struct tt_collect_config {
     int64_t idle_timeout_ms;
     int64_t shutdown_timeout_ms;
     char *port_file;              /* write the bound port here (for port 0) */
+    /* Kafka (docs/kafka.md): off unless kafka_brokers is set. */
+    char *kafka_brokers;
+    char *kafka_topic;
+    char *kafka_compression;
+    int64_t kafka_outbox_max;     /* undelivered events held before 503 */
+    int64_t kafka_flush_timeout_ms;
+    tt_strlist kafka_props;       /* every other kafka.* key, "key=value" */
 } tt_collect_config;
 
 extern const tt_cfg_entry tt_collect_config_table[];

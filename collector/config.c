@@ -27,5 +27,19 @@ const tt_cfg_entry tt_collect_config_table[] = {
      "on SIGTERM, wait this long for requests in flight"},
     {"port_file", TT_CFG_STRING, NULL, 0, 0, OFF(port_file),
      "write the bound port to this file once listening"},
+    /* The exact kafka.* keys come before the pass-through entry: the first
+     * match wins. */
+    {"kafka.brokers", TT_CFG_STRING, NULL, 0, 0, OFF(kafka_brokers),
+     "Kafka bootstrap servers HOST:PORT[,...]; set to produce every event to Kafka"},
+    {"kafka.topic", TT_CFG_STRING, "tokentrail.events", 0, 0, OFF(kafka_topic),
+     "Kafka topic for the events"},
+    {"kafka.compression", TT_CFG_STRING, "lz4", 0, 0, OFF(kafka_compression),
+     "none, gzip, snappy, lz4 or zstd"},
+    {"kafka.outbox_max_events", TT_CFG_INT, "1000000", 1, INT64_C(1000000000),
+     OFF(kafka_outbox_max), "undelivered events held locally; beyond, ingest answers 503"},
+    {"kafka.flush_timeout", TT_CFG_DURATION, "10s", 0, 3600000, OFF(kafka_flush_timeout_ms),
+     "on shutdown, keep delivering this long; the rest waits in the outbox"},
+    {"kafka", TT_CFG_PASSMAP, NULL, 0, 0, OFF(kafka_props),
+     "any librdkafka property, e.g. kafka.security.protocol, kafka.sasl.mechanism"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };

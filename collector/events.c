@@ -1,5 +1,5 @@
-/* events.c - `tokentrail events`: read stored events back, for people
- * (a table) and scripts (NDJSON). */
+/* events.c - `tokentrail events`: read events back from the SQLite store or
+ * from the Kafka topic, for people (a table) and scripts (NDJSON). */
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,18 +11,28 @@
 
 #include "collector.h"
 #include "tt_event.h"
+#include "tt_kafka.h"
+#include "tt_kafka_read.h"
 #include "tt_store.h"
 #include "tt_time.h"
+
+/* Most matching events `events --kafka-brokers` holds to sort by time. */
+#define TT_EVENTS_KAFKA_MAX 2000000
 
 static void usage(FILE *fp)
 {
     fprintf(fp,
             "Usage: tokentrail events --db PATH [FILTERS] [--format table|json]\n"
+            "       tokentrail events --kafka-brokers LIST [--topic T] [FILTERS] [...]\n"
             "\n"
             "Print stored events in event-time order.\n"
             "\n"
             "Options:\n"
             "  -d, --db PATH          SQLite database written by 'tokentrail collect'\n"
+            "      --kafka-brokers L  read the Kafka topic instead (HOST:PORT[,...]); reads up\n"
+            "                         to the end as of now, commits no offsets\n"
+            "      --topic T          Kafka topic (default tokentrail.events)\n"
+            "  -X, --kafka-property K=V  a librdkafka property (TLS, SASL); repeatable\n"
             "  -t, --type TYPE        only this type (token.issued, token.used, token.revoked,\n"
             "                         incident.opened, incident.resolved)\n"
             "      --token ID         only events of this token_id (e.g. sha256:...)\n"
@@ -34,7 +44,12 @@ static void usage(FILE *fp)
             "                         when piped)\n"
             "  -h, --help             show this help\n"
             "\n"
-            "Exit status: 0 on success (also when nothing matched), 2 on error.\n");
+            "With Kafka, --since seeks each partition with offsets-for-times (the\n"
+            "collector stamps messages with the event time); at most %d matching\n"
+            "events are sorted and printed.\n"
+            "\n"
+            "Exit status: 0 on success (also when nothing matched), 2 on error.\n",
+            TT_EVENTS_KAFKA_MAX);
 }
 
 /* RFC 3339, epoch (s or ms) or a duration meaning "that long ago". */
@@ -87,6 +102,7 @@ typedef struct print_ctx {
     int64_t n;
 } print_ctx;
 
+
 static int print_row(void *arg, const char *body, size_t len)
 {
     print_ctx *pc = arg;
@@ -134,6 +150,131 @@ static int print_row(void *arg, const char *body, size_t len)
     return 0;
 }
 
+/* One matching event read from Kafka, waiting to be sorted. */
+typedef struct kafka_event {
+    int64_t time_ms;
+    int32_t partition;
+    int64_t offset;
+    char *body;
+    size_t len;
+} kafka_event;
+
+typedef struct kafka_ctx {
+    const tt_store_query *q;
+    kafka_event *v;
+    size_t n, cap;
+    int too_many;
+    int oom;
+    int64_t unreadable;
+} kafka_ctx;
+
+/* The same filters the SQLite query applies, on the stored JSON. */
+static int kafka_match(const tt_store_query *q, json_t *ev, int64_t *time_ms)
+{
+    json_t *data = json_object_get(ev, "data");
+    const char *why;
+    if (tt_time_from_json(json_object_get(ev, "time"), time_ms, &why) != 0) {
+        return -1;
+    }
+    if (*time_ms < q->since_ms || *time_ms >= q->until_ms) {
+        return 0;
+    }
+    if (q->type && strcmp(jstr(ev, "type"), q->type) != 0) {
+        return 0;
+    }
+    if (q->token_id && strcmp(jstr(data, "token_id"), q->token_id) != 0) {
+        return 0;
+    }
+    if (q->incident_id && strcmp(jstr(data, "incident_id"), q->incident_id) != 0) {
+        return 0;
+    }
+    return 1;
+}
+
+static int kafka_collect(void *arg, const tt_kafka_msg *m)
+{
+    kafka_ctx *c = arg;
+    json_t *ev = json_loadb(m->value, m->len, 0, NULL);
+    int64_t t = 0;
+    int match = ev ? kafka_match(c->q, ev, &t) : -1;
+    json_decref(ev);
+    if (match < 0) {
+        c->unreadable++;
+        return 0;
+    }
+    if (match == 0) {
+        return 0;
+    }
+    if (c->n == TT_EVENTS_KAFKA_MAX) {
+        c->too_many = 1;
+        return 1;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        kafka_event *v = realloc(c->v, cap * sizeof(*v));
+        if (v == NULL) {
+            c->oom = 1;
+            return 1;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    char *body = malloc(m->len);
+    if (body == NULL) {
+        c->oom = 1;
+        return 1;
+    }
+    memcpy(body, m->value, m->len);
+    c->v[c->n++] = (kafka_event){t, m->partition, m->offset, body, m->len};
+    return 0;
+}
+
+/* Event time, then partition and offset (arrival order within a partition). */
+static int cmp_kafka_event(const void *a, const void *b)
+{
+    const kafka_event *x = a, *y = b;
+    if (x->time_ms != y->time_ms) {
+        return x->time_ms < y->time_ms ? -1 : 1;
+    }
+    if (x->partition != y->partition) {
+        return x->partition < y->partition ? -1 : 1;
+    }
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Read, filter, sort and print from Kafka. Returns the number printed or -1. */
+static int64_t events_from_kafka(const tt_kafka_read_opts *ko, const tt_store_query *q,
+                                 print_ctx *pc, char *err, size_t errlen)
+{
+    kafka_ctx c = {.q = q};
+    int64_t n = tt_kafka_read(ko, kafka_collect, &c, err, errlen);
+    if (n >= 0 && c.too_many) {
+        snprintf(err, errlen, "more than %d matching events in %s: narrow with --since, "
+                 "--until or a filter", TT_EVENTS_KAFKA_MAX, ko->topic);
+        n = -1;
+    } else if (n >= 0 && c.oom) {
+        snprintf(err, errlen, "out of memory");
+        n = -1;
+    }
+    if (c.unreadable > 0) {
+        fprintf(stderr, "tokentrail events: skipped %lld messages that are not tokentrail "
+                        "events\n", (long long)c.unreadable);
+    }
+    int64_t printed = 0;
+    if (n >= 0) {
+        qsort(c.v, c.n, sizeof(*c.v), cmp_kafka_event);
+        for (size_t i = 0; i < c.n && (q->limit <= 0 || printed < q->limit); i++) {
+            print_row(pc, c.v[i].body, c.v[i].len);
+            printed++;
+        }
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.v[i].body);
+    }
+    free(c.v);
+    return n < 0 ? -1 : printed;
+}
+
 int tt_cmd_events(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -145,20 +286,33 @@ int tt_cmd_events(int argc, char **argv)
         {"until", required_argument, NULL, 'u'},
         {"limit", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'},
+        {"kafka-brokers", required_argument, NULL, 'B'},
+        {"topic", required_argument, NULL, 'P'},
+        {"kafka-property", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *db = NULL, *format = NULL;
+    const char *db = NULL, *format = NULL, *brokers = NULL, *topic = TT_KAFKA_DEFAULT_TOPIC;
+    tt_strlist props = {NULL, 0};
+    int rc = 2;
     tt_store_query q = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:t:n:f:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:t:n:f:X:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db = optarg; break;
+        case 'B': brokers = optarg; break;
+        case 'P': topic = optarg; break;
+        case 'X':
+            if (strchr(optarg, '=') == NULL || tt_strlist_add(&props, optarg) != 0) {
+                fprintf(stderr, "tokentrail events: -X: '%s' is not KEY=VALUE\n", optarg);
+                goto out;
+            }
+            break;
         case 't':
             if (tt_event_type_from_name(optarg) == TT_EV_UNKNOWN) {
                 fprintf(stderr, "tokentrail events: --type: unknown event type '%s'\n", optarg);
-                return 2;
+                goto out;
             }
             q.type = optarg;
             break;
@@ -169,7 +323,7 @@ int tt_cmd_events(int argc, char **argv)
             if (parse_when(optarg, c == 's' ? &q.since_ms : &q.until_ms) != 0) {
                 fprintf(stderr, "tokentrail events: --%s: '%s' is not a time (RFC 3339, epoch "
                                 "or a duration like 15m)\n", c == 's' ? "since" : "until", optarg);
-                return 2;
+                goto out;
             }
             break;
         case 'n': {
@@ -178,24 +332,31 @@ int tt_cmd_events(int argc, char **argv)
             if (*end != '\0' || q.limit <= 0) {
                 fprintf(stderr, "tokentrail events: --limit: '%s' is not a positive number\n",
                         optarg);
-                return 2;
+                goto out;
             }
             break;
         }
         case 'f': format = optarg; break;
-        case 'h': usage(stdout); return 0;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
         default:
             fprintf(stderr, "tokentrail events: try 'tokentrail events --help'\n");
-            return 2;
+            goto out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "tokentrail events: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        goto out;
     }
-    if (db == NULL) {
-        fprintf(stderr, "tokentrail events: --db PATH is required\n");
-        return 2;
+    if (db == NULL && brokers == NULL) {
+        fprintf(stderr, "tokentrail events: --db PATH is required (or --kafka-brokers LIST)\n");
+        goto out;
+    }
+    if (db && brokers) {
+        fprintf(stderr, "tokentrail events: give --db PATH or --kafka-brokers LIST, not both\n");
+        goto out;
     }
     print_ctx pc = {.json = !isatty(STDOUT_FILENO)};
     if (format) {
@@ -205,28 +366,41 @@ int tt_cmd_events(int argc, char **argv)
             pc.json = 0;
         } else {
             fprintf(stderr, "tokentrail events: --format: use table or json\n");
-            return 2;
+            goto out;
         }
     }
     char err[512];
-    tt_store_opts so = {.readonly = 1};
-    tt_store *s = tt_store_open(db, &so, err, sizeof(err));
-    if (s == NULL) {
-        fprintf(stderr, "tokentrail events: %s\n", err);
-        return 2;
+    tt_store *s = NULL;
+    if (db) {
+        tt_store_opts so = {.readonly = 1};
+        s = tt_store_open(db, &so, err, sizeof(err));
+        if (s == NULL) {
+            fprintf(stderr, "tokentrail events: %s\n", err);
+            goto out;
+        }
     }
     if (!pc.json) {
         printf("%-24s  %-17s  %-23s  %-16s  %s\n", "TIME", "TYPE", "TOKEN/INCIDENT",
                "SUBJECT/CLIENT", "DETAIL");
     }
-    int64_t n = tt_store_query_events(s, &q, print_row, &pc, err, sizeof(err));
-    tt_store_close(s);
+    int64_t n;
+    if (s) {
+        n = tt_store_query_events(s, &q, print_row, &pc, err, sizeof(err));
+        tt_store_close(s);
+    } else {
+        tt_kafka_read_opts ko = {.brokers = brokers, .topic = topic, .props = &props,
+                                 .since_ms = q.since_ms, .timeout_ms = 30000};
+        n = events_from_kafka(&ko, &q, &pc, err, sizeof(err));
+    }
     if (n < 0) {
         fprintf(stderr, "tokentrail events: %s\n", err);
-        return 2;
+        goto out;
     }
     if (!pc.json) {
         printf("(%lld events)\n", (long long)n);
     }
-    return fflush(stdout) == 0 ? 0 : 2;
+    rc = fflush(stdout) == 0 ? 0 : 2;
+out:
+    tt_strlist_free(&props);
+    return rc;
 }

@@ -3,7 +3,9 @@
  * Threading: libmicrohttpd runs one thread per connection. A POST blocks its
  * connection thread in tt_store_write() until the group commit holding its
  * events is fsynced, so many concurrent requests share one fsync while each
- * client still gets its 2xx only once its events are durable. */
+ * client still gets its 2xx only once its events are durable. In Kafka mode
+ * "durable" includes the outbox row; delivery to Kafka happens after the
+ * answer (tt_kafka), and a full outbox refuses ingest with 503. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -47,6 +49,7 @@ typedef struct server_metrics {
 struct tt_server {
     struct MHD_Daemon *mhd;
     tt_store *store;
+    tt_kafka *kafka;          /* NULL in embedded mode */
     int64_t max_body;
     unsigned char tokens[MAX_INGEST_TOKENS][32];  /* SHA-256 of ingest tokens */
     size_t n_tokens;
@@ -210,6 +213,50 @@ static void render_metrics(tt_server *srv, tt_buf *b)
     tt_metrics_family(b, "tokentrail_store_ready", "gauge",
                       "1 when the last store commit succeeded.");
     tt_buf_printf(b, "tokentrail_store_ready %d\n", tt_store_ready(srv->store));
+    if (srv->kafka) {
+        tt_kafka_render_metrics(srv->kafka, b);
+    }
+}
+
+static const char *link_name(tt_kafka_link l)
+{
+    return l == TT_KAFKA_UP ? "up" : l == TT_KAFKA_DOWN ? "down" : "connecting";
+}
+
+/* /readyz. Embedded: ready while the store commits. With Kafka: "ready" while
+ * events flow; "degraded" (still 200: ingest works, events wait in the
+ * outbox) while Kafka is unreachable or the outbox holds an event older than
+ * TT_KAFKA_DEGRADED_AGE_MS; 503 when ingest would be refused (store failing,
+ * outbox full, producer failed). */
+static enum MHD_Result handle_readyz(tt_server *srv, struct MHD_Connection *con)
+{
+    int store_ok = tt_store_ready(srv->store);
+    if (srv->kafka == NULL) {
+        if (store_ok) {
+            static const char ok[] = "{\"status\":\"ready\",\"store\":\"ok\"}\n";
+            return reply(con, NULL, 200, "application/json", ok, sizeof(ok) - 1);
+        }
+        static const char bad[] = "{\"status\":\"unavailable\",\"store\":\"failing\"}\n";
+        return reply(con, NULL, 503, "application/json", bad, sizeof(bad) - 1);
+    }
+    tt_kafka_status st;
+    tt_kafka_get_status(srv->kafka, &st);
+    const char *status = "ready";
+    unsigned int code = 200;
+    if (!store_ok || st.outbox_full || st.failed) {
+        status = "unavailable";
+        code = 503;
+    } else if (st.link != TT_KAFKA_UP || st.oldest_age_ms >= TT_KAFKA_DEGRADED_AGE_MS) {
+        status = "degraded";
+    }
+    char body[400];
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"%s\",\"store\":\"%s\",\"kafka\":\"%s\",\"outbox_events\":%lld,"
+                     "\"outbox_oldest_age_seconds\":%.3f,\"outbox_full\":%s}\n",
+                     status, store_ok ? "ok" : "failing", st.failed ? "failed" : link_name(st.link),
+                     (long long)st.outbox_events, st.oldest_age_ms / 1000.0,
+                     st.outbox_full ? "true" : "false");
+    return reply(con, NULL, code, "application/json", body, (size_t)n);
 }
 
 static enum MHD_Result handle_get(tt_server *srv, struct MHD_Connection *con, const char *url)
@@ -219,12 +266,7 @@ static enum MHD_Result handle_get(tt_server *srv, struct MHD_Connection *con, co
         return reply(con, NULL, 200, "application/json", ok, sizeof(ok) - 1);
     }
     if (strcmp(url, "/readyz") == 0) {
-        if (tt_store_ready(srv->store)) {
-            static const char ok[] = "{\"status\":\"ready\",\"store\":\"ok\"}\n";
-            return reply(con, NULL, 200, "application/json", ok, sizeof(ok) - 1);
-        }
-        static const char bad[] = "{\"status\":\"unavailable\",\"store\":\"failing\"}\n";
-        return reply(con, NULL, 503, "application/json", bad, sizeof(bad) - 1);
+        return handle_readyz(srv, con);
     }
     if (strcmp(url, "/metrics") == 0) {
         tt_buf b;
@@ -308,6 +350,25 @@ static enum MHD_Result begin_ingest(tt_server *srv, struct MHD_Connection *con, 
     const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long announced = cl ? strtoll(cl, NULL, 10) : 0;
+    if (srv->kafka) {
+        /* Refuse before parsing when nothing could be accepted (the store
+         * checks the cap again, exactly, at commit). Read the body first, as
+         * for a late 413, so the client sees the answer. */
+        char why[512];
+        if (tt_kafka_failed(srv->kafka, why, sizeof(why))) {
+            rq->deferred_status = 503;
+            snprintf(rq->deferred_msg, sizeof(rq->deferred_msg),
+                     "kafka producer failed; the collector is shutting down");
+            return MHD_YES;
+        }
+        if (tt_store_outbox_full(srv->store)) {
+            rq->deferred_status = 503;
+            snprintf(rq->deferred_msg, sizeof(rq->deferred_msg),
+                     TT_STORE_OUTBOX_FULL ": Kafka is not taking events; nothing was accepted, "
+                     "retry later");
+            return MHD_YES;
+        }
+    }
     if (rq->inflate == NULL && announced > srv->max_body) {
         char msg[160];
         snprintf(msg, sizeof(msg), "body too large: the limit is %lld bytes (max_body)",
@@ -610,7 +671,8 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
     return 0;
 }
 
-tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, char *err, size_t errlen)
+tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kafka *kafka,
+                           char *err, size_t errlen)
 {
     tt_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
@@ -618,6 +680,7 @@ tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, char *
         return NULL;
     }
     srv->store = store;
+    srv->kafka = kafka;
     srv->max_body = cfg->max_body;
     struct sockaddr_storage ss;
     socklen_t sslen;

@@ -1,6 +1,8 @@
 /* tt_store.c - SQLite event store with a single writer thread doing group
  * commits: request threads enqueue rows and sleep until the commit that
- * holds them has been fsynced, so one fsync covers many requests. */
+ * holds them has been fsynced, so one fsync covers many requests. In Kafka
+ * mode the same commit also queues each new event in the outbox table, and
+ * the relay's acknowledgements are deleted in later commits. */
 #include "tt_store.h"
 
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -29,6 +32,11 @@ typedef struct store_job {
     struct store_job *next;
 } store_job;
 
+/* Seqs seq_lo..seq_hi (inclusive) were delivered. */
+typedef struct ack_range {
+    int64_t lo, hi;
+} ack_range;
+
 struct tt_store {
     sqlite3 *db;
     sqlite3_stmt *ins;        /* one row */
@@ -46,6 +54,27 @@ struct tt_store {
     int thread_started;
     pthread_t writer;
     uint64_t commits;
+
+    /* The outbox (Kafka mode). Fields marked (mu) are guarded by mu. */
+    int outbox;
+    int64_t outbox_max;
+    sqlite3_stmt *ob_fill;    /* queue every event inserted by this group */
+    sqlite3_stmt *ob_del;     /* delete a delivered range */
+    int64_t max_seq;          /* writer thread only: highest events.seq */
+    int64_t ob_last;          /* (mu) highest outbox seq committed */
+    int64_t ob_depth;         /* (mu) outbox rows committed */
+    int64_t queued_rows;      /* (mu) rows in jobs not committed yet */
+    pthread_cond_t ob_cv;     /* (mu) ob_last grew, or closing */
+    ack_range *acks;          /* (mu) delivered ranges waiting for a commit */
+    size_t n_acks, cap_acks;
+    int64_t acks_pending;     /* (mu) seqs in acks plus those being committed */
+    pthread_cond_t ack_cv;    /* (mu) a commit with deletions finished */
+    /* A read connection of its own for the relay and the outbox gauges, so
+     * they never wait for the writer (WAL readers see the last commit). */
+    sqlite3 *rdb;
+    pthread_mutex_t rmu;      /* guards rdb and its statements */
+    sqlite3_stmt *ob_read;
+    sqlite3_stmt *ob_oldest;
 };
 
 static const char *const schema_sql =
@@ -64,6 +93,9 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS events_token ON events(token_id) WHERE token_id IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_incident ON events(incident_id)"
     " WHERE incident_id IS NOT NULL;"
+    /* Kafka mode: one row per event not yet acknowledged by Kafka. Created
+     * in every database so that switching modes needs no migration. */
+    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY);"
     "PRAGMA user_version = 1;";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -108,9 +140,64 @@ static int prepare_statements(tt_store *s)
         sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, &s->ins_chunk, NULL) !=
             SQLITE_OK ||
         sqlite3_prepare_v3(s->db, "SELECT seq FROM events WHERE source=?1 AND id=?2", -1,
-                           SQLITE_PREPARE_PERSISTENT, &s->lookup, NULL) != SQLITE_OK) {
+                           SQLITE_PREPARE_PERSISTENT, &s->lookup, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db,
+                           "INSERT INTO outbox(seq) SELECT seq FROM events WHERE seq > ?1"
+                           " ORDER BY seq", -1, SQLITE_PREPARE_PERSISTENT, &s->ob_fill,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, "DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->ob_del, NULL) != SQLITE_OK) {
         return -1;
     }
+    return 0;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Outbox start-up: counters from the table, and the relay's read connection. */
+static int open_outbox(tt_store *s, char *err, size_t errlen)
+{
+    s->max_seq = query_int(s->db, "SELECT coalesce(max(seq),0) FROM events");
+    s->ob_depth = query_int(s->db, "SELECT count(*) FROM outbox");
+    s->ob_last = query_int(s->db, "SELECT coalesce(max(seq),0) FROM outbox");
+    if (s->max_seq < 0 || s->ob_depth < 0 || s->ob_last < 0) {
+        snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(s->db));
+        return -1;
+    }
+    if (!s->outbox) {
+        if (s->ob_depth > 0) {
+            tt_warn("%s: %lld events in the outbox were never delivered to Kafka; start the "
+                    "collector with kafka.brokers to deliver them", s->path,
+                    (long long)s->ob_depth);
+        }
+        return 0;
+    }
+    if (sqlite3_open_v2(s->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(s->rdb,
+                           "SELECT o.seq, e.type, e.source, e.id,"
+                           " coalesce(e.token_id, e.incident_id), e.time_ms, e.body"
+                           " FROM outbox o CROSS JOIN events e ON e.seq = o.seq"
+                           " WHERE o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->ob_read, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->rdb,
+                           "SELECT e.received_ms FROM outbox o CROSS JOIN events e"
+                           " ON e.seq = o.seq ORDER BY o.seq LIMIT 1",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->ob_oldest, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: outbox reader: %s", s->path,
+                 s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout(s->rdb, 10000);
     return 0;
 }
 
@@ -135,9 +222,14 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
         return NULL;
     }
     s->readonly = opts && opts->readonly;
+    s->outbox = opts && opts->outbox && !s->readonly;
+    s->outbox_max = opts ? opts->outbox_max : 0;
     s->path = strdup(path);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->ob_cv, NULL);
+    pthread_cond_init(&s->ack_cv, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
 
     pthread_once(&sqlite_tuned, tune_sqlite);
     int flags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -187,6 +279,10 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
     }
     if (prepare_statements(s) != 0) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(s->db));
+        tt_store_close(s);
+        return NULL;
+    }
+    if (open_outbox(s, err, errlen) != 0) {
         tt_store_close(s);
         return NULL;
     }
@@ -277,9 +373,47 @@ static int attribute_chunk(tt_store *s, tt_store_row **rows, int n, char *err, s
     return 0;
 }
 
+/* The outbox part of a group's transaction: queue every event this group
+ * inserted (they are exactly the rows above max_seq: this connection is the
+ * only writer and new rowids are max+1), and delete delivered ranges.
+ * Returns 0 or -1; *added, *deleted and *new_max say what changed. */
+static int outbox_group(tt_store *s, const ack_range *acks, size_t n_acks, int64_t *added,
+                        int64_t *deleted, int64_t *new_max, char *err, size_t errlen)
+{
+    *added = 0;
+    *deleted = 0;
+    *new_max = s->max_seq;
+    if (s->outbox) {
+        sqlite3_bind_int64(s->ob_fill, 1, s->max_seq);
+        if (step_done(s, s->ob_fill, err, errlen) != 0) {
+            return -1;
+        }
+        *added = sqlite3_changes(s->db);
+        if (*added > 0) {
+            *new_max = sqlite3_last_insert_rowid(s->db);
+        }
+    }
+    for (size_t i = 0; i < n_acks; i++) {
+        sqlite3_bind_int64(s->ob_del, 1, acks[i].lo);
+        sqlite3_bind_int64(s->ob_del, 2, acks[i].hi);
+        if (step_done(s, s->ob_del, err, errlen) != 0) {
+            return -1;
+        }
+        *deleted += sqlite3_changes(s->db);
+    }
+    return 0;
+}
+
+/* What one group transaction did to the outbox. */
+typedef struct group_result {
+    int64_t added, deleted, new_max;
+} group_result;
+
 /* Insert every row of a group inside one transaction, CHUNK_ROWS rows per
- * statement and the remainder one by one. Returns 0 or -1. */
-static int write_group(tt_store *s, store_job *jobs, char *err, size_t errlen)
+ * statement and the remainder one by one, plus the outbox work. Returns 0 or
+ * -1 (then nothing of it was committed). */
+static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size_t n_acks,
+                       group_result *gr, char *err, size_t errlen)
 {
     if (exec(s->db, "BEGIN IMMEDIATE;", err, errlen) != 0) {
         return -1;
@@ -315,6 +449,9 @@ static int write_group(tt_store *s, store_job *jobs, char *err, size_t errlen)
             chunk[k]->result = sqlite3_changes(s->db) == 1 ? TT_STORE_INSERTED : TT_STORE_DUPLICATE;
         }
     }
+    if (rc == 0) {
+        rc = outbox_group(s, acks, n_acks, &gr->added, &gr->deleted, &gr->new_max, err, errlen);
+    }
     if (rc != 0) {
         char ignore[8];
         exec(s->db, "ROLLBACK;", ignore, sizeof(ignore));
@@ -333,29 +470,38 @@ static void *writer_main(void *arg)
     tt_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->head == NULL && !s->closing) {
+        while (s->head == NULL && s->n_acks == 0 && !s->closing) {
             pthread_cond_wait(&s->work, &s->mu);
         }
-        if (s->head == NULL) {
+        if (s->head == NULL && s->n_acks == 0) {
             break; /* closing and drained */
         }
-        /* Take a group: whole jobs, up to the row cap (always at least one). */
+        /* Take a group: whole jobs, up to the row cap (always at least one),
+         * and every delivered range waiting (possibly only those). */
         store_job *group = s->head, *last = s->head;
-        size_t rows = last->n;
-        while (last->next && rows + last->next->n <= TT_STORE_MAX_GROUP_ROWS) {
-            last = last->next;
-            rows += last->n;
+        size_t rows = 0;
+        if (group) {
+            rows = last->n;
+            while (last->next && rows + last->next->n <= TT_STORE_MAX_GROUP_ROWS) {
+                last = last->next;
+                rows += last->n;
+            }
+            s->head = last->next;
+            if (s->head == NULL) {
+                s->tail = NULL;
+            }
+            last->next = NULL;
         }
-        s->head = last->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
-        last->next = NULL;
+        ack_range *acks = s->acks;
+        size_t n_acks = s->n_acks;
+        s->acks = NULL;
+        s->n_acks = s->cap_acks = 0;
         pthread_mutex_unlock(&s->mu);
 
         char err[256] = "";
+        group_result gr = {0, 0, 0};
         int64_t t0 = tt_time_mono_ns();
-        int rc = write_group(s, group, err, sizeof(err));
+        int rc = write_group(s, group, acks, n_acks, &gr, err, sizeof(err));
         tt_hist_observe_ns(&s->commit_hist, tt_time_mono_ns() - t0);
         if (rc != 0) {
             tt_error("store commit of %zu events failed: %s", rows, err);
@@ -365,6 +511,39 @@ static void *writer_main(void *arg)
         s->healthy = rc == 0;
         if (rc == 0) {
             __atomic_fetch_add(&s->commits, 1, __ATOMIC_RELAXED);
+            s->max_seq = gr.new_max;
+            s->ob_depth += gr.added - gr.deleted;
+            if (gr.added > 0) {
+                s->ob_last = gr.new_max;
+                pthread_cond_broadcast(&s->ob_cv);
+            }
+            for (size_t i = 0; i < n_acks; i++) {
+                s->acks_pending -= acks[i].hi - acks[i].lo + 1;
+            }
+            free(acks);
+        } else if (n_acks > 0 && !s->closing) {
+            /* Put the deletions back for the next commit. */
+            ack_range *merged = realloc(acks, (n_acks + s->n_acks) * sizeof(*merged));
+            if (merged) {
+                if (s->n_acks) {
+                    memcpy(merged + n_acks, s->acks, s->n_acks * sizeof(*merged));
+                }
+                free(s->acks);
+                s->acks = merged;
+                s->n_acks = s->cap_acks = n_acks + s->n_acks;
+            } else {
+                free(acks);
+            }
+        } else {
+            /* Closing: the rows stay in the outbox and are delivered again. */
+            for (size_t i = 0; i < n_acks; i++) {
+                s->acks_pending -= acks[i].hi - acks[i].lo + 1;
+            }
+            free(acks);
+        }
+        s->queued_rows -= (int64_t)rows;
+        if (n_acks > 0) {
+            pthread_cond_broadcast(&s->ack_cv);
         }
         for (store_job *j = group, *next; j; j = next) {
             next = j->next;
@@ -394,6 +573,15 @@ int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t 
         snprintf(err, errlen, "store is shutting down");
         return -1;
     }
+    if (s->outbox && s->outbox_max > 0 &&
+        s->ob_depth + s->queued_rows + (int64_t)n > s->outbox_max) {
+        int64_t depth = s->ob_depth;
+        pthread_mutex_unlock(&s->mu);
+        snprintf(err, errlen, TT_STORE_OUTBOX_FULL ": %lld events wait for Kafka "
+                 "(kafka.outbox_max_events %lld)", (long long)depth, (long long)s->outbox_max);
+        return -1;
+    }
+    s->queued_rows += (int64_t)n;
     pthread_cond_init(&job.cv, NULL);
     if (s->tail) {
         s->tail->next = &job;
@@ -500,17 +688,188 @@ void tt_store_close(tt_store *s)
         pthread_mutex_lock(&s->mu);
         s->closing = 1;
         pthread_cond_signal(&s->work);
+        pthread_cond_broadcast(&s->ob_cv);
+        pthread_cond_broadcast(&s->ack_cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer, NULL);
     }
     sqlite3_finalize(s->ins);
     sqlite3_finalize(s->ins_chunk);
     sqlite3_finalize(s->lookup);
+    sqlite3_finalize(s->ob_fill);
+    sqlite3_finalize(s->ob_del);
+    sqlite3_finalize(s->ob_read);
+    sqlite3_finalize(s->ob_oldest);
+    if (s->rdb) {
+        sqlite3_close(s->rdb);
+    }
     if (s->db) {
         sqlite3_close(s->db);
     }
+    free(s->acks);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->ob_cv);
+    pthread_cond_destroy(&s->ack_cv);
     pthread_cond_destroy(&s->work);
     free(s->path);
     free(s);
+}
+
+/* ---- outbox ---- */
+
+int64_t tt_store_outbox_read(tt_store *s, int64_t after_seq, int64_t max,
+                             int (*cb)(void *ctx, const tt_outbox_row *r), void *ctx,
+                             char *err, size_t errlen)
+{
+    if (s->rdb == NULL) {
+        snprintf(err, errlen, "store opened without an outbox");
+        return -1;
+    }
+    pthread_mutex_lock(&s->rmu);
+    sqlite3_stmt *st = s->ob_read;
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, max);
+    int64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tt_outbox_row r = {
+            .seq = sqlite3_column_int64(st, 0),
+            .type = (const char *)sqlite3_column_text(st, 1),
+            .source = (const char *)sqlite3_column_text(st, 2),
+            .id = (const char *)sqlite3_column_text(st, 3),
+            .key = (const char *)sqlite3_column_text(st, 4),
+            .time_ms = sqlite3_column_int64(st, 5),
+            .body = (const char *)sqlite3_column_text(st, 6),
+            .body_len = (size_t)sqlite3_column_bytes(st, 6),
+        };
+        if (cb(ctx, &r) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "sqlite outbox read: %s", sqlite3_errmsg(s->rdb));
+        n = -1;
+    }
+    /* Reset ends the read transaction, so the WAL can be checkpointed. */
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->rmu);
+    return n;
+}
+
+int64_t tt_store_outbox_last_seq(tt_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t v = s->ob_last;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+int tt_store_outbox_wait(tt_store *s, int64_t after_seq, int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (timeout_ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(timeout_ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&s->mu);
+    while (s->ob_last <= after_seq && !s->closing) {
+        if (pthread_cond_timedwait(&s->ob_cv, &s->mu, &ts) != 0) {
+            break;
+        }
+    }
+    int more = s->ob_last > after_seq;
+    pthread_mutex_unlock(&s->mu);
+    return more;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int tt_store_outbox_ack(tt_store *s, int64_t *seqs, size_t n, int wait)
+{
+    if (n == 0 && !wait) {
+        return 0;
+    }
+    /* Delivery reports come per partition, so seqs are nearly sorted and
+     * coalesce into few ranges: one DELETE per range instead of per event. */
+    if (n > 0) {
+        qsort(seqs, n, sizeof(*seqs), cmp_seq);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->closing || !s->thread_started) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j + 1 < n && seqs[j + 1] <= seqs[j] + 1) {
+            j++;
+        }
+        if (s->n_acks == s->cap_acks) {
+            size_t cap = s->cap_acks ? s->cap_acks * 2 : 64;
+            ack_range *a = realloc(s->acks, cap * sizeof(*a));
+            if (a == NULL) {
+                pthread_mutex_unlock(&s->mu);
+                return -1;
+            }
+            s->acks = a;
+            s->cap_acks = cap;
+        }
+        s->acks[s->n_acks++] = (ack_range){seqs[i], seqs[j]};
+        s->acks_pending += seqs[j] - seqs[i] + 1;
+        i = j + 1;
+    }
+    pthread_cond_signal(&s->work);
+    /* The relay is the only caller, so "mine are committed" is "none left". */
+    while (wait && s->acks_pending > 0 && !s->closing) {
+        pthread_cond_wait(&s->ack_cv, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int64_t tt_store_outbox_acks_pending(tt_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t v = s->acks_pending;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+int64_t tt_store_outbox_depth(tt_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t v = s->ob_depth;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+int tt_store_outbox_full(tt_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int full = s->outbox && s->outbox_max > 0 && s->ob_depth + s->queued_rows >= s->outbox_max;
+    pthread_mutex_unlock(&s->mu);
+    return full;
+}
+
+int64_t tt_store_outbox_oldest_ms(tt_store *s)
+{
+    if (s->rdb == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&s->rmu);
+    int64_t v = 0;
+    if (sqlite3_step(s->ob_oldest) == SQLITE_ROW) {
+        v = sqlite3_column_int64(s->ob_oldest, 0);
+    }
+    sqlite3_reset(s->ob_oldest);
+    pthread_mutex_unlock(&s->rmu);
+    return v;
 }

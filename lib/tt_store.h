@@ -30,6 +30,11 @@ typedef struct tt_store_row {
 
 typedef struct tt_store_opts {
     int readonly;               /* open for queries only; no writer thread */
+    /* Kafka mode: every inserted event also gets an outbox row in the same
+     * transaction, deleted only once Kafka acknowledged it (docs/kafka.md). */
+    int outbox;
+    int64_t outbox_max;         /* with outbox: writes that would hold more
+                                   undelivered events fail; <= 0 = no cap */
 } tt_store_opts;
 
 /* Open (creating the schema when writable) and, when writable, start the
@@ -69,6 +74,63 @@ typedef struct tt_store_query {
 int64_t tt_store_query_events(tt_store *s, const tt_store_query *q,
                               int (*cb)(void *ctx, const char *body, size_t len), void *ctx,
                               char *err, size_t errlen);
+
+/* ---- The Kafka outbox (only with opts.outbox) ----
+ *
+ * The writer inserts an outbox row for each newly inserted event in the same
+ * transaction, so an event a client got a 2xx for is durable *and* queued for
+ * Kafka. The relay (tt_kafka) reads undelivered rows in seq order and hands
+ * back the seqs Kafka acknowledged; the writer deletes them in its next group
+ * commit. */
+
+/* Message the write functions put in err when the outbox is at its cap. */
+#define TT_STORE_OUTBOX_FULL "outbox full"
+
+/* One undelivered event, as the relay produces it. Strings are borrowed for
+ * the duration of the callback. */
+typedef struct tt_outbox_row {
+    int64_t seq;              /* arrival order; the outbox key */
+    const char *type;
+    const char *source;
+    const char *id;
+    const char *key;          /* token_id, else incident_id; may be NULL */
+    int64_t time_ms;          /* event time */
+    const char *body;
+    size_t body_len;
+} tt_outbox_row;
+
+/* Call cb for up to max undelivered events with seq > after_seq, in seq
+ * order; cb returns 0 to go on, non-zero to stop (that row counts as not
+ * visited). Returns the number of rows visited or -1 with err filled. Uses the
+ * store's own read connection; call from one thread at a time (the relay). */
+int64_t tt_store_outbox_read(tt_store *s, int64_t after_seq, int64_t max,
+                             int (*cb)(void *ctx, const tt_outbox_row *r), void *ctx,
+                             char *err, size_t errlen);
+
+/* Highest outbox seq committed so far (0 when none ever was). */
+int64_t tt_store_outbox_last_seq(tt_store *s);
+
+/* Block until an outbox row with seq > after_seq is committed, the store is
+ * closing, or timeout_ms passed. Returns 1 if there is such a row, else 0. */
+int tt_store_outbox_wait(tt_store *s, int64_t after_seq, int64_t timeout_ms);
+
+/* Mark events delivered: their outbox rows are deleted in the writer's next
+ * commit (not fsync-critical: a lost deletion only means a redelivery). seqs
+ * is sorted in place. With wait, blocks until that commit is done. Returns 0,
+ * or -1 when the store is closing or out of memory (rows stay undelivered). */
+int tt_store_outbox_ack(tt_store *s, int64_t *seqs, size_t n, int wait);
+
+/* Acknowledged seqs whose deletion is not committed yet. */
+int64_t tt_store_outbox_acks_pending(tt_store *s);
+
+/* Undelivered events (committed outbox rows), kept in memory. */
+int64_t tt_store_outbox_depth(tt_store *s);
+
+/* 1 when the outbox is at its cap (new events would be refused). */
+int tt_store_outbox_full(tt_store *s);
+
+/* Commit time (epoch ms) of the oldest undelivered event, or 0 when none. */
+int64_t tt_store_outbox_oldest_ms(tt_store *s);
 
 /* Drain queued writes, stop the writer and close. Accepts NULL. */
 void tt_store_close(tt_store *s);

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# kafka_bench.sh - the collector's Kafka throughput against the bare
+# librdkafka ceiling, in one run against the same local KRaft broker:
+#   1. HTTP: wrk posts NDJSON batches of 1000 events (tests/bench/batch.lua) to
+#      `tokentrail collect --kafka-brokers`; counted are events *delivered*
+#      (delivery report received, outbox row deleted), including the drain
+#      after wrk stops.
+#   2. kcat: `kcat -P` produces the same number of equivalent events (same
+#      size, same key, same headers, same producer settings) from a file.
+# Prints both rates, their ratio, delivery latency p50/p99 and the load
+# average. Env: BENCH_DURATION (s, default 15), BENCH_BATCH_CONNS (8),
+# KAFKA_JVM_OPTS (default: full JIT for throughput).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${BENCH_DURATION:-15}
+CONNS=${BENCH_BATCH_CONNS:-8}
+DIR=build/bench/kafka
+K=tests/kafka/kafka.sh
+for tool in wrk kcat java; do
+  command -v "$tool" >/dev/null || { echo "kafka bench: $tool is missing: run make deps" >&2; exit 2; }
+done
+make -s bin/tokentrail
+rm -rf "$DIR"
+mkdir -p "$DIR"
+
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  "$K" stop "$DIR/broker" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+export KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:--XX:TieredStopAtLevel=4}
+PORT=$("$K" start "$DIR/broker" 2>"$DIR/kafka.sh.log")
+BS=127.0.0.1:$PORT
+for t in bench.http bench.kcat; do
+  "$K" topics "$DIR/broker" --create --topic "$t" --partitions 3 --replication-factor 1 >/dev/null 2>&1
+done
+sleep 1
+
+metric() { curl -s "http://127.0.0.1:$HPORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+
+# ---- 1. the collector over HTTP ----
+bin/tokentrail collect --listen 127.0.0.1:0 --db "$DIR/bench.db" --port-file "$DIR/port" \
+  --kafka-brokers "$BS" --kafka-topic bench.http --log-level warn 2>"$DIR/collect.log" &
+PID=$!
+for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.05; done
+HPORT=$(cat "$DIR/port")
+wrk -t1 -c"$CONNS" -d2s -s tests/bench/batch.lua "http://127.0.0.1:$HPORT" >/dev/null 2>&1
+until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.1; done
+d0=$(metric tokentrail_kafka_delivered_total)
+t0=$(date +%s.%N)
+wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s tests/bench/batch.lua \
+  "http://127.0.0.1:$HPORT" >"$DIR/wrk.txt" 2>&1
+t_http=$(date +%s.%N)
+until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.05; done
+t1=$(date +%s.%N)
+d1=$(metric tokentrail_kafka_delivered_total)
+non2xx=$(awk '/Non-2xx/ { print $NF }' "$DIR/wrk.txt")
+curl -s "http://127.0.0.1:$HPORT/metrics" >"$DIR/metrics.txt"
+kill "$PID"; wait "$PID" || true; PID=""
+n_http=$((d1 - d0))
+# p50/p99 from the Prometheus histogram (linear within a bucket).
+quant() {
+  awk -v q="$1" -F'[ {}"=]+' '
+    /^tokentrail_kafka_delivery_duration_seconds_bucket/ { le[n] = $3; c[n] = $NF; n++ }
+    END {
+      total = c[n-1]; want = q * total; prev_le = 0; prev_c = 0
+      for (i = 0; i < n; i++) {
+        if (c[i] >= want) {
+          if (le[i] == "+Inf") { printf "> %s s", prev_le; exit }
+          f = (c[i] > prev_c) ? (want - prev_c) / (c[i] - prev_c) : 0
+          printf "%.1f ms", 1000 * (prev_le + f * (le[i] - prev_le)); exit
+        }
+        prev_le = le[i]; prev_c = c[i]
+      }
+    }' "$DIR/metrics.txt"
+}
+p50=$(quant 0.5)
+p99=$(quant 0.99)
+http_eps=$(awk -v n="$n_http" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+ingest_s=$(awk -v a="$t0" -v b="$t_http" 'BEGIN { printf "%.2f", b - a }')
+drain_s=$(awk -v a="$t_http" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+
+# ---- 2. kcat -P, the same events from a file ----
+python3 - "$n_http" "$DIR/events.tsv" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+key = "sha256:0c4d9ad3f2b1c6e8a7d5b3f1e9c7a5b3d1f0e8c6a4b2d0f9e7c5a3b1d9f7e5c3"
+tmpl = ('{"specversion":"1.0","id":"kc-%09d","source":"//rs/orders-api","type":"token.used",'
+        '"time":"2026-11-22T07:47:51.123Z","subject":"alice@example.com",'
+        '"datacontenttype":"application/json","data":{"token_id":"' + key + '",'
+        '"client_id":"oncall-cli","subject":"alice@example.com","scopes":["db:orders:read",'
+        '"db:orders:write"],"audience":["https://orders.example.com"],"incident_id":"INC-2041",'
+        '"resource":"orders-api","method":"GET","path":"/v1/orders/12345/items?limit=50",'
+        '"status":200,"ip":"10.20.30.40"}}')
+with open(path, "w") as f:
+    for i in range(n):
+        f.write(key + "\t" + (tmpl % i) + "\n")
+PY
+k0=$(date +%s.%N)
+kcat -P -b "$BS" -t bench.kcat -K $'\t' -l \
+  -X enable.idempotence=true -X acks=all -X compression.type=lz4 -X linger.ms=5 \
+  -X partitioner=murmur2_random -X queue.buffering.max.messages=21000 \
+  -H content-type=application/cloudevents+json -H ce_specversion=1.0 -H ce_type=token.used \
+  -H ce_id=x -H ce_source=//rs/orders-api "$DIR/events.tsv" 2>"$DIR/kcat.log"
+k1=$(date +%s.%N)
+kcat_eps=$(awk -v n="$n_http" -v a="$k0" -v b="$k1" 'BEGIN { printf "%.0f", n / (b - a) }')
+ratio=$(awk -v a="$http_eps" -v b="$kcat_eps" 'BEGIN { printf "%.0f", 100 * a / b }')
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo "kafka bench: broker 127.0.0.1:$PORT, 3 partitions, lz4, acks=all, idempotent"
+echo "  collector (HTTP NDJSON batches -> outbox -> Kafka): $n_http events delivered in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')s (ingest ${ingest_s}s + drain ${drain_s}s): $http_eps events/s, non-2xx ${non2xx:-0}"
+echo "  kcat -P (bare librdkafka, same events from a file): $kcat_eps events/s"
+echo "  ratio: ${ratio}% of kcat"
+echo "  delivery latency (produce -> delivery report): p50 $p50, p99 $p99"
+echo "  load average: $load ($(nproc) cores, shared with the broker and the load generator)"

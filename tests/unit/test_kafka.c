@@ -1,0 +1,316 @@
+/* test_kafka.c - the outbox and the Kafka relay, against librdkafka's mock
+ * cluster (no real broker): delivery empties the outbox, a broker outage
+ * fills it up to the cap (then writes are refused), recovery drains it, and
+ * bad librdkafka properties are start-up errors naming the key. The real
+ * broker tests are tests/integration/t_kafka_*.sh. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "suites.h"
+#include "tt_kafka.h"
+#include "tt_log.h"
+#include "tt_store.h"
+
+static char dbpath[64];
+
+static void fresh_db(void)
+{
+    snprintf(dbpath, sizeof(dbpath), "/tmp/tt_kafka_%d.db", (int)getpid());
+    char side[80];
+    unlink(dbpath);
+    snprintf(side, sizeof(side), "%s-wal", dbpath);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", dbpath);
+    unlink(side);
+}
+
+static int write_events(tt_store *s, int from, int n, char *err, size_t errlen)
+{
+    char ids[64][16], bodies[64][128];
+    tt_store_row rows[64];
+    ck_assert_int_le(n, 64);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "e%d", from + i);
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"id\":\"e%d\"}", from + i);
+        rows[i] = (tt_store_row){.source = "src", .id = ids[i], .type = "token.used",
+                                 .token_id = (i % 2) ? "tok-a" : "tok-b",
+                                 .time_ms = 1700000000000 + i, .body = bodies[i],
+                                 .body_len = strlen(bodies[i])};
+    }
+    return tt_store_write(s, rows, (size_t)n, err, errlen);
+}
+
+/* Wait up to 15 s for the outbox to reach `depth`. */
+static int wait_depth(tt_store *s, int64_t depth)
+{
+    for (int i = 0; i < 1500; i++) {
+        if (tt_store_outbox_depth(s) == depth) {
+            return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+static tt_strlist mock_props(void)
+{
+    tt_strlist l = {NULL, 0};
+    tt_strlist_add(&l, "test.mock.num.brokers=1");
+    tt_strlist_add(&l, "log_level=3"); /* the mock cluster is chatty */
+    return l;
+}
+
+START_TEST(kafka_bad_property_names_key)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = {NULL, 0};
+    tt_strlist_add(&l, "no.such.property=1");
+    tt_kafka_opts ko = {.brokers = "127.0.0.1:1", .props = &l};
+    ck_assert_ptr_null(tt_kafka_start(&ko, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.no.such.property") != NULL, "%s", err);
+    tt_strlist_free(&l);
+
+    tt_strlist_add(&l, "acks=1");
+    ck_assert_ptr_null(tt_kafka_start(&ko, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.acks: must be all") != NULL, "%s", err);
+    tt_strlist_free(&l);
+
+    tt_strlist_add(&l, "enable.idempotence=false");
+    ck_assert_ptr_null(tt_kafka_start(&ko, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.enable.idempotence") != NULL, "%s", err);
+    tt_strlist_free(&l);
+
+    tt_kafka_opts bad_comp = {.brokers = "127.0.0.1:1", .compression = "rar"};
+    ck_assert_ptr_null(tt_kafka_start(&bad_comp, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.compression") != NULL, "%s", err);
+
+    tt_kafka_opts no_brokers = {.brokers = ""};
+    ck_assert_ptr_null(tt_kafka_start(&no_brokers, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.brokers") != NULL, "%s", err);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+START_TEST(kafka_embedded_store_keeps_no_outbox)
+{
+    fresh_db();
+    char err[512];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(write_events(s, 0, 10, err, sizeof(err)), 0);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 0);
+    ck_assert_int_eq(tt_store_outbox_last_seq(s), 0);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+START_TEST(kafka_outbox_ack_and_restart)
+{
+    /* Without a relay: rows are queued with their events, acks delete them,
+     * and what is left is found again after a reopen, in seq order. */
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 100};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(write_events(s, 0, 10, err, sizeof(err)), 0);
+    ck_assert_int_eq(write_events(s, 0, 10, err, sizeof(err)), 0); /* duplicates: no rows */
+    ck_assert_int_eq(tt_store_outbox_depth(s), 10);
+    ck_assert_int_eq(tt_store_outbox_last_seq(s), 10);
+    int64_t acks[] = {3, 1, 2, 7};
+    ck_assert_int_eq(tt_store_outbox_ack(s, acks, 4, 1), 0);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 6);
+    ck_assert_int_eq(tt_store_outbox_acks_pending(s), 0);
+    tt_store_close(s);
+
+    s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 6);
+    ck_assert(tt_store_outbox_oldest_ms(s) > 0);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+typedef struct seen {
+    int64_t seq[64];
+    char key[64][16];
+    int n;
+} seen;
+
+static int remember(void *ctx, const tt_outbox_row *r)
+{
+    seen *sn = ctx;
+    sn->seq[sn->n] = r->seq;
+    snprintf(sn->key[sn->n], sizeof(sn->key[0]), "%s", r->key ? r->key : "");
+    sn->n++;
+    return 0;
+}
+
+START_TEST(kafka_outbox_read_in_seq_order)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(write_events(s, 0, 8, err, sizeof(err)), 0);
+    int64_t acks[] = {2, 5};
+    ck_assert_int_eq(tt_store_outbox_ack(s, acks, 2, 1), 0);
+    seen sn = {.n = 0};
+    ck_assert_int_eq(tt_store_outbox_read(s, 0, 100, remember, &sn, err, sizeof(err)), 6);
+    int64_t want[] = {1, 3, 4, 6, 7, 8};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(sn.seq[i], want[i]);
+    }
+    ck_assert_str_eq(sn.key[0], "tok-b");
+    sn.n = 0;
+    ck_assert_int_eq(tt_store_outbox_read(s, 4, 2, remember, &sn, err, sizeof(err)), 2);
+    ck_assert_int_eq(sn.seq[0], 6);
+    ck_assert_int_eq(sn.seq[1], 7);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+START_TEST(kafka_mock_delivers_and_empties_outbox)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    ck_assert_ptr_nonnull(mc);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "unit", 3, 1), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(write_events(s, i * 50, 50, err, sizeof(err)), 0);
+    }
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    tt_buf b;
+    tt_buf_init(&b, 1 << 20);
+    tt_kafka_render_metrics(k, &b);
+    ck_assert_msg(strstr(b.data, "tokentrail_kafka_delivered_total 200\n") != NULL, "%s", b.data);
+    ck_assert_msg(strstr(b.data, "tokentrail_outbox_events 0\n") != NULL, "%s", b.data);
+    ck_assert_msg(strstr(b.data, "tokentrail_kafka_delivery_duration_seconds_count 200\n"), "%s",
+                  b.data);
+    tt_buf_free(&b);
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
+START_TEST(kafka_mock_outage_fills_outbox_to_cap_then_drains)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 120};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "unit", 2, 1), 0);
+    ck_assert_int_eq(write_events(s, 0, 10, err, sizeof(err)), 0);
+    ck_assert(wait_depth(s, 0));
+
+    /* Broker down: the collector keeps accepting into the outbox... */
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    for (int i = 1; i <= 2; i++) {
+        ck_assert_int_eq(write_events(s, i * 60, 60, err, sizeof(err)), 0);
+    }
+    usleep(300000);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 120);
+    ck_assert(tt_store_outbox_full(s));
+    /* ...up to the cap; beyond it a write is refused whole. */
+    ck_assert_int_eq(write_events(s, 500, 1, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, TT_STORE_OUTBOX_FULL) != NULL, "%s", err);
+    tt_kafka_status st;
+    tt_kafka_get_status(k, &st);
+    ck_assert(st.outbox_full);
+    ck_assert_int_eq(st.outbox_events, 120);
+
+    /* Broker back: the backlog drains, and writes are taken again. */
+    ck_assert_int_eq(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert_int_eq(write_events(s, 500, 1, err, sizeof(err)), 0);
+    ck_assert(wait_depth(s, 0));
+    tt_kafka_get_status(k, &st);
+    ck_assert(!st.outbox_full);
+    ck_assert_int_eq(st.link, TT_KAFKA_UP);
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
+START_TEST(kafka_mock_undelivered_survive_restart)
+{
+    /* Broker down at shutdown: the events stay in the outbox, and a new
+     * relay delivers them. */
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "unit", 2, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    ck_assert_int_eq(write_events(s, 0, 30, err, sizeof(err)), 0);
+    ck_assert_int_eq(tt_kafka_stop(k, 300), 30);
+    tt_store_close(s);
+
+    s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 30);
+    k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "unit", 2, 1), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
+Suite *tt_kafka_suite(void)
+{
+    Suite *s = suite_create("kafka");
+    TCase *tc = tcase_create("outbox");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, kafka_bad_property_names_key);
+    tcase_add_test(tc, kafka_embedded_store_keeps_no_outbox);
+    tcase_add_test(tc, kafka_outbox_ack_and_restart);
+    tcase_add_test(tc, kafka_outbox_read_in_seq_order);
+    tcase_add_test(tc, kafka_mock_delivers_and_empties_outbox);
+    tcase_add_test(tc, kafka_mock_outage_fills_outbox_to_cap_then_drains);
+    tcase_add_test(tc, kafka_mock_undelivered_survive_restart);
+    suite_add_tcase(s, tc);
+    return s;
+}
