@@ -66,6 +66,7 @@ bench: bin/tokentrail build/rel/tt_micro
 	tests/bench/analyze_bench.sh
 	tests/bench/evidence_bench.sh
 	tests/bench/drill_bench.sh
+	tests/bench/kafka_bench.sh
 
 bench-collector: bin/tokentrail build/rel/tt_micro
 	tests/bench/run.sh

@@ -101,20 +101,6 @@ static void usage(FILE *fp)
     fprintf(fp, "\nSee docs/analyze.md, docs/policy.md and docs/findings.md.\n");
 }
 
-int tt_parse_when(const char *s, int64_t *out)
-{
-    int64_t d;
-    if (tt_time_parse_duration(s, &d) == 0 && strspn(s, "0123456789") != strlen(s)) {
-        *out = tt_time_now_ms() - d;
-        return 0;
-    }
-    json_t *js = json_string(s);
-    const char *why;
-    int rc = js ? tt_time_from_json(js, out, &why) : -1;
-    json_decref(js);
-    return rc;
-}
-
 /* ---- findings flow: engine -> rows -> checkpoint -> output/metrics/alerts ---- */
 
 static int push_row(tt_finding_row ***v, size_t *n, size_t *cap, tt_finding_row *r)
@@ -334,21 +320,6 @@ static void render(void *ctx, tt_buf *b)
                   (unsigned long long)s.alerts_failed);
 }
 
-static int write_port_file(const char *path, unsigned port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (fp == NULL) {
-        return -1;
-    }
-    fprintf(fp, "%u\n", port);
-    if (fclose(fp) != 0) {
-        return -1;
-    }
-    return rename(tmp, path);
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -561,7 +532,7 @@ int tt_cmd_analyze(int argc, char **argv)
             fprintf(stderr, "tokentrail analyze: --as-of only applies with --once\n");
             goto out;
         }
-        if (tt_parse_when(as_of, &a.as_of) != 0) {
+        if (tt_time_parse_when(as_of, tt_time_now_ms(), &a.as_of) != 0) {
             fprintf(stderr,
                     "tokentrail analyze: --as-of: '%s' is not a time (RFC 3339, epoch or "
                     "a duration like 15m)\n",
@@ -598,7 +569,8 @@ int tt_cmd_analyze(int argc, char **argv)
             fprintf(stderr, "tokentrail analyze: %s\n", err);
             goto out;
         }
-        if (a.cfg.port_file && write_port_file(a.cfg.port_file, tt_httpd_port(a.httpd)) != 0) {
+        if (a.cfg.port_file &&
+            tt_httpd_write_port_file(a.cfg.port_file, tt_httpd_port(a.httpd)) != 0) {
             fprintf(stderr, "tokentrail analyze: port_file: cannot write %s\n", a.cfg.port_file);
             goto out;
         }

@@ -32,8 +32,4 @@ int tt_cmd_findings(int argc, char **argv);
 void tt_findings_print(const char *json, size_t len, int as_json);
 void tt_findings_print_header(void);
 
-/* RFC 3339, epoch (s or ms) or a duration meaning "that long ago" (15m).
- * Returns 0 or -1. */
-int tt_parse_when(const char *s, int64_t *out_ms);
-
 #endif

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "tt_time.h"
 #include "analyzer.h"
 #include "tt_anstore.h"
 #include "tt_finding.h"
@@ -93,7 +94,7 @@ int tt_cmd_findings(int argc, char **argv)
             q.kind = optarg;
             break;
         case 's':
-            if (tt_parse_when(optarg, &q.since_ms) != 0) {
+            if (tt_time_parse_when(optarg, tt_time_now_ms(), &q.since_ms) != 0) {
                 fprintf(stderr,
                         "tokentrail findings: --since: '%s' is not a time (RFC 3339, "
                         "epoch or a duration like 1h)\n",

@@ -12,6 +12,7 @@
 #include "collector.h"
 #include "server.h"
 #include "tt_kafka.h"
+#include "tt_httpd.h"
 #include "tt_log.h"
 #include "tt_store.h"
 #include "tt_time.h"
@@ -60,22 +61,6 @@ typedef struct flag_value {
     const char *key;
     const char *value;
 } flag_value;
-
-static int write_port_file(const char *path, unsigned port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (fp == NULL) {
-        return -1;
-    }
-    fprintf(fp, "%u\n", port);
-    if (fclose(fp) != 0) {
-        return -1;
-    }
-    /* rename makes the file appear whole: readers never see a partial port. */
-    return rename(tmp, path);
-}
 
 int tt_cmd_collect(int argc, char **argv)
 {
@@ -202,7 +187,7 @@ int tt_cmd_collect(int argc, char **argv)
         goto out;
     }
     unsigned port = tt_server_port(srv);
-    if (cfg.port_file && write_port_file(cfg.port_file, port) != 0) {
+    if (cfg.port_file && tt_httpd_write_port_file(cfg.port_file, port) != 0) {
         tt_error("port_file: cannot write %s", cfg.port_file);
         goto out;
     }

@@ -52,21 +52,6 @@ static void usage(FILE *fp)
             TT_EVENTS_KAFKA_MAX);
 }
 
-/* RFC 3339, epoch (s or ms) or a duration meaning "that long ago". */
-static int parse_when(const char *s, int64_t *out)
-{
-    int64_t d;
-    if (tt_time_parse_duration(s, &d) == 0 && strspn(s, "0123456789") != strlen(s)) {
-        *out = tt_time_now_ms() - d;
-        return 0;
-    }
-    json_t *js = json_string(s);
-    const char *why;
-    int rc = js ? tt_time_from_json(js, out, &why) : -1;
-    json_decref(js);
-    return rc;
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -88,7 +73,8 @@ static void join_list(json_t *arr, char *out, size_t n)
     out[0] = '\0';
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         int w = snprintf(out + len, n - len, "%s%s", i ? " " : "", json_string_value(v));
         if (w < 0 || (size_t)w >= n - len) {
             break;
@@ -101,7 +87,6 @@ typedef struct print_ctx {
     int json;
     int64_t n;
 } print_ctx;
-
 
 static int print_row(void *arg, const char *body, size_t len)
 {
@@ -142,8 +127,8 @@ static int print_row(void *arg, const char *body, size_t len)
     } else {
         char svcs[300];
         join_list(json_object_get(data, "services"), svcs, sizeof(svcs));
-        snprintf(detail, sizeof(detail), "%s %s [%s]", jstr(data, "severity"),
-                 jstr(data, "title"), svcs);
+        snprintf(detail, sizeof(detail), "%s %s [%s]", jstr(data, "severity"), jstr(data, "title"),
+                 svcs);
     }
     printf("%-24s  %-17s  %-23s  %-16.16s  %s\n", jstr(ev, "time"), type, key, who, detail);
     json_decref(ev);
@@ -249,16 +234,20 @@ static int64_t events_from_kafka(const tt_kafka_read_opts *ko, const tt_store_qu
     kafka_ctx c = {.q = q};
     int64_t n = tt_kafka_read(ko, kafka_collect, &c, err, errlen);
     if (n >= 0 && c.too_many) {
-        snprintf(err, errlen, "more than %d matching events in %s: narrow with --since, "
-                 "--until or a filter", TT_EVENTS_KAFKA_MAX, ko->topic);
+        snprintf(err, errlen,
+                 "more than %d matching events in %s: narrow with --since, "
+                 "--until or a filter",
+                 TT_EVENTS_KAFKA_MAX, ko->topic);
         n = -1;
     } else if (n >= 0 && c.oom) {
         snprintf(err, errlen, "out of memory");
         n = -1;
     }
     if (c.unreadable > 0) {
-        fprintf(stderr, "tokentrail events: skipped %lld messages that are not tokentrail "
-                        "events\n", (long long)c.unreadable);
+        fprintf(stderr,
+                "tokentrail events: skipped %lld messages that are not tokentrail "
+                "events\n",
+                (long long)c.unreadable);
     }
     int64_t printed = 0;
     if (n >= 0) {
@@ -320,9 +309,12 @@ int tt_cmd_events(int argc, char **argv)
         case 'I': q.incident_id = optarg; break;
         case 's':
         case 'u':
-            if (parse_when(optarg, c == 's' ? &q.since_ms : &q.until_ms) != 0) {
-                fprintf(stderr, "tokentrail events: --%s: '%s' is not a time (RFC 3339, epoch "
-                                "or a duration like 15m)\n", c == 's' ? "since" : "until", optarg);
+            if (tt_time_parse_when(optarg, tt_time_now_ms(),
+                                   c == 's' ? &q.since_ms : &q.until_ms) != 0) {
+                fprintf(stderr,
+                        "tokentrail events: --%s: '%s' is not a time (RFC 3339, epoch "
+                        "or a duration like 15m)\n",
+                        c == 's' ? "since" : "until", optarg);
                 goto out;
             }
             break;
@@ -341,9 +333,7 @@ int tt_cmd_events(int argc, char **argv)
             usage(stdout);
             rc = 0;
             goto out;
-        default:
-            fprintf(stderr, "tokentrail events: try 'tokentrail events --help'\n");
-            goto out;
+        default: fprintf(stderr, "tokentrail events: try 'tokentrail events --help'\n"); goto out;
         }
     }
     if (optind < argc) {
@@ -388,8 +378,11 @@ int tt_cmd_events(int argc, char **argv)
         n = tt_store_query_events(s, &q, print_row, &pc, err, sizeof(err));
         tt_store_close(s);
     } else {
-        tt_kafka_read_opts ko = {.brokers = brokers, .topic = topic, .props = &props,
-                                 .since_ms = q.since_ms, .timeout_ms = 30000};
+        tt_kafka_read_opts ko = {.brokers = brokers,
+                                 .topic = topic,
+                                 .props = &props,
+                                 .since_ms = q.since_ms,
+                                 .timeout_ms = 30000};
         n = events_from_kafka(&ko, &q, &pc, err, sizeof(err));
     }
     if (n < 0) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -136,4 +137,23 @@ void tt_httpd_stop(tt_httpd *h)
     }
     MHD_stop_daemon(h->mhd);
     free(h);
+}
+
+int tt_httpd_write_port_file(const char *path, unsigned port)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        return -1;
+    }
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL) {
+        return -1;
+    }
+    fprintf(fp, "%u\n", port);
+    if (fclose(fp) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return rename(tmp, path);
 }

@@ -28,4 +28,8 @@ uint16_t tt_httpd_port(const tt_httpd *h);
 /* Stop and free; accepts NULL. */
 void tt_httpd_stop(tt_httpd *h);
 
+/* Announce a bound port: write "PORT\n" to path through a temporary file and
+ * rename(2), so a reader never sees a partial file. Returns 0 or -1. */
+int tt_httpd_write_port_file(const char *path, unsigned port);
+
 #endif

@@ -372,3 +372,17 @@ int tt_time_parse_duration(const char *s, int64_t *out_ms)
     *out_ms = total;
     return 0;
 }
+
+int tt_time_parse_when(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    int64_t d;
+    if (strspn(s, "0123456789") != strlen(s) && tt_time_parse_duration(s, &d) == 0) {
+        *out_ms = now_ms - d;
+        return 0;
+    }
+    json_t *js = json_string(s);
+    const char *why;
+    int rc = js ? tt_time_from_json(js, out_ms, &why) : -1;
+    json_decref(js);
+    return rc;
+}

@@ -42,4 +42,10 @@ int64_t tt_time_mono_ns(void);
  * integer meaning seconds. Returns 0 and sets *out_ms, or -1. */
 int tt_time_parse_duration(const char *s, int64_t *out_ms);
 
+/* Parse a command-line instant: RFC 3339, epoch seconds or milliseconds (as
+ * tt_time_from_json reads them), or a duration meaning "that long before
+ * now_ms" ("15m", "2h"; bare digits are an epoch, not a duration). Returns 0
+ * and sets *out_ms, or -1. */
+int tt_time_parse_when(const char *s, int64_t now_ms, int64_t *out_ms);
+
 #endif
