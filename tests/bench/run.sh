@@ -47,6 +47,9 @@ wrk -t1 -c"$BATCH_CONNS" -d2s -s tests/bench/batch.lua "http://127.0.0.1:$PORT" 
 base=$(stored)
 wrk -t1 -c"$BATCH_CONNS" -d"${DURATION}s" --latency -s tests/bench/batch.lua \
   "http://127.0.0.1:$PORT" > "$DIR/batch.txt" 2>&1
+if grep -q "unexpected response" "$DIR/batch.txt"; then
+  echo "bench: unexpected responses (duplicates or rejections):" >&2; grep -m3 "unexpected" "$DIR/batch.txt" >&2; exit 1
+fi
 read -r b_req b_sec b_rps b_p50 b_p99 b_bad < <(parse_wrk < "$DIR/batch.txt")
 b_stored=$(( $(stored) - base ))
 commits=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^tokentrail_store_commits_total/ {print $2}')
@@ -60,6 +63,9 @@ wrk -t1 -c"$SINGLE_CONNS" -d2s -s tests/bench/single.lua "http://127.0.0.1:$PORT
 base=$(stored)
 wrk -t1 -c"$SINGLE_CONNS" -d"${DURATION}s" --latency -s tests/bench/single.lua \
   "http://127.0.0.1:$PORT" > "$DIR/single.txt" 2>&1
+if grep -q "unexpected response" "$DIR/single.txt"; then
+  echo "bench: unexpected responses (duplicates or rejections):" >&2; grep -m3 "unexpected" "$DIR/single.txt" >&2; exit 1
+fi
 read -r s_req s_sec s_rps s_p50 s_p99 s_bad < <(parse_wrk < "$DIR/single.txt")
 s_stored=$(( $(stored) - base ))
 s_commits=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^tokentrail_store_commits_total/ {print $2}')

@@ -3,19 +3,24 @@ package.path = package.path .. ";tests/bench/?.lua"
 local common = require("common")
 local threads_seen = 0
 local counter = 0
-local tid = 0
 
 function setup(thread)
   threads_seen = threads_seen + 1
   thread:set("tid", threads_seen)
 end
 
+function init(args)
+  math.randomseed(os.time() + (tid or 0) * 7919)
+  run = string.format("%d%06d", os.time(), math.random(0, 999999))
+end
+
 function request()
   counter = counter + 1
-  local body = common.event:gsub("@ID@", "s" .. tid .. "-" .. counter)
+  local body = common.event:gsub("@ID@", "s" .. run .. "-" .. tid .. "-" .. counter)
   return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/json"}, body)
 end
 
+-- tid and run are globals: thread:set() in setup() writes the thread's globals.
 local bad = 0
 function response(status, headers, body)
   if status ~= 200 or not body:find('"accepted":1,', 1, true) then
