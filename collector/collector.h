@@ -16,6 +16,7 @@ typedef struct tt_collect_config {
     char *tls_key;
     char *log_level;
     int64_t max_connections;
+    int64_t threads;              /* HTTP event-loop threads; 0 = one per CPU */
     int64_t idle_timeout_ms;
     int64_t shutdown_timeout_ms;
     char *port_file;              /* write the bound port here (for port 0) */

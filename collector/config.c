@@ -21,6 +21,8 @@ const tt_cfg_entry tt_collect_config_table[] = {
     {"log_level", TT_CFG_STRING, "info", 0, 0, OFF(log_level), "error, warn, info or debug"},
     {"max_connections", TT_CFG_INT, "1024", 1, 65536, OFF(max_connections),
      "most concurrent client connections"},
+    {"threads", TT_CFG_INT, "0", 0, 64, OFF(threads),
+     "HTTP event-loop threads (0: one per CPU)"},
     {"idle_timeout", TT_CFG_DURATION, "60s", 1000, 86400000, OFF(idle_timeout_ms),
      "close a connection idle this long"},
     {"shutdown_timeout", TT_CFG_DURATION, "30s", 0, 3600000, OFF(shutdown_timeout_ms),

@@ -74,6 +74,15 @@ typedef struct request {
     unsigned int deferred_status;
     char deferred_msg[200];
     uint64_t discarded;
+    /* While its rows wait for the group commit the connection is suspended
+     * (no thread blocks); the store's callback records the outcome and
+     * resumes it, and the handler runs again to answer. */
+    struct MHD_Connection *con;
+    tt_ingest *ingest;
+    tt_ingest_stats stats;
+    int committed;        /* set by the store callback (atomic) */
+    int store_rc;
+    char store_err[256];
 } request;
 
 static void count_status(tt_server *srv, unsigned int status)
@@ -416,35 +425,41 @@ static enum MHD_Result body_chunk(tt_server *srv, request *rq, const char *data,
     return MHD_YES;
 }
 
-static enum MHD_Result finish_ingest(tt_server *srv, struct MHD_Connection *con, request *rq)
+/* The store's callback, on its writer thread: note the outcome, wake the
+ * connection. Nothing else may touch rq until the handler runs again. */
+static void on_stored(void *arg, int rc, const char *err)
 {
-    if (rq->deferred_status) {
-        return reply_error(con, rq, rq->deferred_status, rq->deferred_msg);
+    request *rq = arg;
+    rq->store_rc = rc;
+    if (err) {
+        snprintf(rq->store_err, sizeof(rq->store_err), "%s", err);
     }
-    if (rq->inflate && !tt_inflate_done(rq->inflate)) {
-        return reply_error(con, rq, 400, "body: truncated gzip/deflate data");
-    }
-    tt_counter_add(&srv->m.body_bytes, rq->body.len);
-    tt_ingest_stats st;
-    memset(&st, 0, sizeof(st));
+    __atomic_store_n(&rq->committed, 1, __ATOMIC_RELEASE);
+    MHD_resume_connection(rq->con);
+}
+
+/* Second half: the rows were committed (or the commit failed, or there was
+ * nothing to commit); count and answer. */
+static enum MHD_Result answer_ingest(tt_server *srv, struct MHD_Connection *con, request *rq)
+{
+    tt_ingest_stats *st = &rq->stats;
     tt_buf resp;
     tt_buf_init(&resp, SIZE_MAX / 2);
-    tt_ingest_status s = tt_ingest_body(srv->store, rq->body.data ? rq->body.data : "",
-                                        rq->body.len, rq->fmt, &resp, &st);
-    /* The body may have held raw tokens: wipe it now, not at free time. */
-    tt_buf_free_wipe(&rq->body);
+    tt_ingest_status s = tt_ingest_finish(rq->ingest, rq->store_rc, rq->store_err, &resp);
+    tt_ingest_free(rq->ingest);
+    rq->ingest = NULL;
 
     for (int t = 0; t < TT_EV__COUNT; t++) {
-        tt_counter_add(&srv->m.accepted[t], st.accepted[t]);
-        tt_counter_add(&srv->m.duplicates[t], st.duplicates[t]);
+        tt_counter_add(&srv->m.accepted[t], st->accepted[t]);
+        tt_counter_add(&srv->m.duplicates[t], st->duplicates[t]);
         for (int r = 0; r < TT_REJ__COUNT; r++) {
-            tt_counter_add(&srv->m.rejected[t][r], st.rejected[t][r]);
+            tt_counter_add(&srv->m.rejected[t][r], st->rejected[t][r]);
         }
     }
     unsigned int status;
     switch (s) {
     case TT_INGEST_OK:
-        status = st.n_accepted + st.n_duplicates > 0 ? 200 : 400;
+        status = st->n_accepted + st->n_duplicates > 0 ? 200 : 400;
         break;
     case TT_INGEST_TOO_MANY:
         status = 413;
@@ -460,6 +475,41 @@ static enum MHD_Result finish_ingest(tt_server *srv, struct MHD_Connection *con,
     enum MHD_Result ret = reply(con, rq, status, "application/json", resp.data, resp.len);
     tt_buf_free(&resp);
     return ret;
+}
+
+/* First half, once the whole body is in: parse and validate, hand the valid
+ * events to the store's next group commit and suspend the connection. */
+static enum MHD_Result finish_ingest(tt_server *srv, struct MHD_Connection *con, request *rq)
+{
+    if (rq->deferred_status) {
+        return reply_error(con, rq, rq->deferred_status, rq->deferred_msg);
+    }
+    if (rq->inflate && !tt_inflate_done(rq->inflate)) {
+        return reply_error(con, rq, 400, "body: truncated gzip/deflate data");
+    }
+    tt_counter_add(&srv->m.body_bytes, rq->body.len);
+    rq->ingest = tt_ingest_prepare(rq->body.data ? rq->body.data : "", rq->body.len, rq->fmt,
+                                   &rq->stats);
+    /* The body may have held raw tokens: wipe it now, not at free time. */
+    tt_buf_free_wipe(&rq->body);
+    if (rq->ingest == NULL) {
+        return reply_error(con, rq, 503, "out of memory");
+    }
+    tt_store_row *rows;
+    size_t n = tt_ingest_rows(rq->ingest, &rows);
+    if (n == 0) {
+        return answer_ingest(srv, con, rq);
+    }
+    /* Suspend before submitting: the callback may resume at once. */
+    rq->con = con;
+    MHD_suspend_connection(con);
+    if (tt_store_submit(srv->store, rows, n, on_stored, rq, rq->store_err,
+                        sizeof(rq->store_err)) != 0) {
+        rq->store_rc = -1;
+        __atomic_store_n(&rq->committed, 1, __ATOMIC_RELEASE);
+        MHD_resume_connection(con);
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
@@ -506,6 +556,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         *upload_data_size = 0;
         return ret;
     }
+    if (rq->ingest != NULL) {
+        /* Resumed after the commit (or a spurious call while waiting). */
+        if (!__atomic_load_n(&rq->committed, __ATOMIC_ACQUIRE)) {
+            return MHD_YES;
+        }
+        return answer_ingest(srv, con, rq);
+    }
     return finish_ingest(srv, con, rq);
 }
 
@@ -526,6 +583,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
     }
     tt_inflate_free(rq->inflate);
     tt_buf_free_wipe(&rq->body);
+    tt_ingest_free(rq->ingest);
     free(rq);
     *con_cls = NULL;
 }
@@ -689,8 +747,17 @@ tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kaf
         tt_server_stop(srv);
         return NULL;
     }
-    unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* A pool of event-loop threads (epoll), not a thread per connection: a
+     * request waiting for its group commit is suspended rather than parked on
+     * a thread, so 64 keep-alive clients cost 64 sockets, not 64 context
+     * switches per commit. */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int threads = (unsigned int)cfg->threads;
+    if (threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cpus > 0 ? (unsigned int)cpus : 1;
+    }
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -723,7 +790,8 @@ tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kaf
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->idle_timeout_ms / 1000),
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (srv->mhd == NULL) {
         snprintf(err, errlen, "cannot listen on %s: address in use, not local, or TLS key/cert "
                               "invalid (see the log above)", cfg->listen);

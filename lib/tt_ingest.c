@@ -265,36 +265,48 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
     return TT_INGEST_OK;
 }
 
-tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, tt_body_format fmt,
-                                tt_buf *resp, tt_ingest_stats *stats)
-{
-    ingest_ctx c = {.stats = stats};
-    tt_buf_init(&c.errors, SIZE_MAX / 2);
-    tt_buf_init(&c.arena, SIZE_MAX / 2);
-    tt_store_row *rows = NULL;
-    tt_ingest_status st = parse_body(&c, body, len, fmt, resp);
+struct tt_ingest {
+    ingest_ctx c;
+    tt_store_row *rows;
+    tt_ingest_status st;   /* as far as parsing could tell */
+    tt_buf early;          /* the response when st is decided while parsing */
+};
 
-    if (st == TT_INGEST_OK && c.seen == 0) {
-        set_error(resp, "body: no events (send one JSON event, a JSON array or NDJSON)");
-        st = TT_INGEST_EMPTY;
+tt_ingest *tt_ingest_prepare(const char *body, size_t len, tt_body_format fmt,
+                             tt_ingest_stats *stats)
+{
+    tt_ingest *in = calloc(1, sizeof(*in));
+    if (in == NULL) {
+        return NULL;
     }
-    if (st == TT_INGEST_OK && c.oom) {
-        set_error(resp, "out of memory");
-        st = TT_INGEST_STORE_FAILED;
+    ingest_ctx *c = &in->c;
+    c->stats = stats;
+    tt_buf_init(&c->errors, SIZE_MAX / 2);
+    tt_buf_init(&c->arena, SIZE_MAX / 2);
+    tt_buf_init(&in->early, 1 << 16);
+    in->st = parse_body(c, body, len, fmt, &in->early);
+
+    if (in->st == TT_INGEST_OK && c->seen == 0) {
+        set_error(&in->early, "body: no events (send one JSON event, a JSON array or NDJSON)");
+        in->st = TT_INGEST_EMPTY;
     }
-    if (st == TT_INGEST_OK && c.n > 0) {
-        rows = calloc(c.n, sizeof(*rows));
-        if (rows == NULL) {
-            set_error(resp, "out of memory");
-            st = TT_INGEST_STORE_FAILED;
+    if (in->st == TT_INGEST_OK && c->oom) {
+        set_error(&in->early, "out of memory");
+        in->st = TT_INGEST_STORE_FAILED;
+    }
+    if (in->st == TT_INGEST_OK && c->n > 0) {
+        in->rows = calloc(c->n, sizeof(*in->rows));
+        if (in->rows == NULL) {
+            set_error(&in->early, "out of memory");
+            in->st = TT_INGEST_STORE_FAILED;
         }
     }
-    if (st == TT_INGEST_OK && c.n > 0) {
+    if (in->st == TT_INGEST_OK && c->n > 0) {
         /* The arena is complete and will not move any more. */
-        const char *a = c.arena.data;
-        for (size_t i = 0; i < c.n; i++) {
-            const pending *p = &c.events[i];
-            rows[i] = (tt_store_row){
+        const char *a = c->arena.data;
+        for (size_t i = 0; i < c->n; i++) {
+            const pending *p = &c->events[i];
+            in->rows[i] = (tt_store_row){
                 .source = a + p->source,
                 .id = a + p->id,
                 .type = tt_event_type_name(p->type),
@@ -304,42 +316,89 @@ tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, t
                 .body = a + p->body,
                 .body_len = p->body_len};
         }
-        char err[256];
-        if (tt_store_write(store, rows, c.n, err, sizeof(err)) != 0) {
+    }
+    return in;
+}
+
+size_t tt_ingest_rows(tt_ingest *in, tt_store_row **rows)
+{
+    if (in->st != TT_INGEST_OK || in->c.n == 0) {
+        *rows = NULL;
+        return 0;
+    }
+    *rows = in->rows;
+    return in->c.n;
+}
+
+tt_ingest_status tt_ingest_finish(tt_ingest *in, int store_rc, const char *store_err,
+                                  tt_buf *resp)
+{
+    ingest_ctx *c = &in->c;
+    tt_ingest_stats *stats = c->stats;
+    if (in->st != TT_INGEST_OK) {
+        tt_buf_reset(resp);
+        tt_buf_add(resp, in->early.data ? in->early.data : "", in->early.len);
+        return in->st;
+    }
+    if (c->n > 0) {
+        if (store_rc != 0) {
             char msg[320];
-            snprintf(msg, sizeof(msg), "store: %s; nothing was accepted, retry later", err);
+            snprintf(msg, sizeof(msg), "store: %s; nothing was accepted, retry later",
+                     store_err ? store_err : "commit failed");
             set_error(resp, msg);
-            st = TT_INGEST_STORE_FAILED;
-        } else {
-            for (size_t i = 0; i < c.n; i++) {
-                if (rows[i].result == TT_STORE_INSERTED) {
-                    stats->accepted[c.events[i].type]++;
-                    stats->n_accepted++;
-                } else {
-                    stats->duplicates[c.events[i].type]++;
-                    stats->n_duplicates++;
-                }
+            return TT_INGEST_STORE_FAILED;
+        }
+        for (size_t i = 0; i < c->n; i++) {
+            if (in->rows[i].result == TT_STORE_INSERTED) {
+                stats->accepted[c->events[i].type]++;
+                stats->n_accepted++;
+            } else {
+                stats->duplicates[c->events[i].type]++;
+                stats->n_duplicates++;
             }
         }
     }
-    if (st == TT_INGEST_OK) {
-        int rc = tt_buf_printf(resp, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[",
-                               stats->n_accepted, stats->n_duplicates, stats->n_rejected);
-        rc |= tt_buf_add(resp, c.errors.data ? c.errors.data : "", c.errors.len);
-        rc |= tt_buf_adds(resp, "]");
-        if (stats->n_rejected > c.n_errors) {
-            rc |= tt_buf_adds(resp, ",\"errors_truncated\":true");
-        }
-        rc |= tt_buf_adds(resp, "}");
-        if (rc != 0) {
-            set_error(resp, "response too large");
-        }
+    int rc = tt_buf_printf(resp, "{\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[",
+                           stats->n_accepted, stats->n_duplicates, stats->n_rejected);
+    rc |= tt_buf_add(resp, c->errors.data ? c->errors.data : "", c->errors.len);
+    rc |= tt_buf_adds(resp, "]");
+    if (stats->n_rejected > c->n_errors) {
+        rc |= tt_buf_adds(resp, ",\"errors_truncated\":true");
     }
+    rc |= tt_buf_adds(resp, "}");
+    if (rc != 0) {
+        set_error(resp, "response too large");
+    }
+    return TT_INGEST_OK;
+}
 
-    free(rows);
-    free(c.events);
-    tt_buf_free(&c.arena);
-    tt_buf_free(&c.errors);
+void tt_ingest_free(tt_ingest *in)
+{
+    if (in == NULL) {
+        return;
+    }
+    free(in->rows);
+    free(in->c.events);
+    tt_buf_free(&in->c.arena);
+    tt_buf_free(&in->c.errors);
+    tt_buf_free(&in->early);
+    free(in);
+}
+
+tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, tt_body_format fmt,
+                                tt_buf *resp, tt_ingest_stats *stats)
+{
+    tt_ingest *in = tt_ingest_prepare(body, len, fmt, stats);
+    if (in == NULL) {
+        set_error(resp, "out of memory");
+        return TT_INGEST_STORE_FAILED;
+    }
+    tt_store_row *rows;
+    size_t n = tt_ingest_rows(in, &rows);
+    char err[256] = "";
+    int rc = n > 0 ? tt_store_write(store, rows, n, err, sizeof(err)) : 0;
+    tt_ingest_status st = tt_ingest_finish(in, rc, err, resp);
+    tt_ingest_free(in);
     return st;
 }
 

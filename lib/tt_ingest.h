@@ -40,6 +40,21 @@ typedef enum {
 tt_ingest_status tt_ingest_body(tt_store *store, const char *body, size_t len, tt_body_format fmt,
                                 tt_buf *resp, tt_ingest_stats *stats);
 
+/* The same in three steps, for servers that must not block a thread on the
+ * commit: tt_ingest_prepare parses and validates (NULL only when out of
+ * memory); tt_ingest_rows gives the rows to store (0: none, answer at once);
+ * after the store reported (store_rc 0 with results set, or -1 and
+ * store_err), tt_ingest_finish tallies stats and fills resp, returning the
+ * status as tt_ingest_body would. The rows live until tt_ingest_free. */
+typedef struct tt_ingest tt_ingest;
+
+tt_ingest *tt_ingest_prepare(const char *body, size_t len, tt_body_format fmt,
+                             tt_ingest_stats *stats);
+size_t tt_ingest_rows(tt_ingest *in, tt_store_row **rows);
+tt_ingest_status tt_ingest_finish(tt_ingest *in, int store_rc, const char *store_err,
+                                  tt_buf *resp);
+void tt_ingest_free(tt_ingest *in);  /* accepts NULL */
+
 /* Streaming gzip/zlib decoder with an output cap (zip-bomb safe). */
 typedef struct tt_inflate tt_inflate;
 

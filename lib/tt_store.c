@@ -22,6 +22,10 @@
 typedef struct store_job {
     tt_store_row *rows;
     size_t n;
+    /* Asynchronous jobs (tt_store_submit) are heap-allocated and report
+     * through cb; synchronous ones (tt_store_write) wait on cv. */
+    tt_store_done_cb cb;
+    void *cb_arg;
     /* Its own condition variable: a commit wakes only the callers whose rows
      * it holds, not every waiting connection thread (with 64 single-event
      * clients a shared one woke ~64 threads per commit to find nothing). */
@@ -545,16 +549,63 @@ static void *writer_main(void *arg)
         if (n_acks > 0) {
             pthread_cond_broadcast(&s->ack_cv);
         }
+        store_job *async_jobs = NULL;
         for (store_job *j = group, *next; j; j = next) {
             next = j->next;
             j->rc = rc;
             snprintf(j->err, sizeof(j->err), "%s", err);
-            j->done = 1;
-            pthread_cond_signal(&j->cv);
+            if (j->cb) {
+                j->next = async_jobs;
+                async_jobs = j;
+            } else {
+                j->done = 1;
+                pthread_cond_signal(&j->cv);
+            }
+        }
+        if (async_jobs) {
+            /* Callbacks run outside the lock: they resume HTTP connections,
+             * which takes libmicrohttpd's own locks. */
+            pthread_mutex_unlock(&s->mu);
+            for (store_job *j = async_jobs, *next; j; j = next) {
+                next = j->next;
+                j->cb(j->cb_arg, j->rc, j->rc ? j->err : NULL);
+                free(j);
+            }
+            pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* Queue a job for the writer. Called with s->mu held; returns 0, or -1 with
+ * err filled when the store refuses it (read-only, closing, outbox full). */
+static int enqueue_locked(tt_store *s, store_job *job, char *err, size_t errlen)
+{
+    if (s->readonly) {
+        snprintf(err, errlen, "store opened read-only");
+        return -1;
+    }
+    if (s->closing) {
+        snprintf(err, errlen, "store is shutting down");
+        return -1;
+    }
+    if (s->outbox && s->outbox_max > 0 &&
+        s->ob_depth + s->queued_rows + (int64_t)job->n > s->outbox_max) {
+        snprintf(err, errlen, TT_STORE_OUTBOX_FULL ": %lld events wait for Kafka "
+                 "(kafka.outbox_max_events %lld)", (long long)s->ob_depth,
+                 (long long)s->outbox_max);
+        return -1;
+    }
+    s->queued_rows += (int64_t)job->n;
+    if (s->tail) {
+        s->tail->next = job;
+    } else {
+        s->head = job;
+    }
+    s->tail = job;
+    pthread_cond_signal(&s->work);
+    return 0;
 }
 
 int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t errlen)
@@ -562,44 +613,41 @@ int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t 
     if (n == 0) {
         return 0;
     }
-    if (s->readonly) {
-        snprintf(err, errlen, "store opened read-only");
-        return -1;
-    }
     store_job job = {.rows = rows, .n = n};
-    pthread_mutex_lock(&s->mu);
-    if (s->closing) {
-        pthread_mutex_unlock(&s->mu);
-        snprintf(err, errlen, "store is shutting down");
-        return -1;
-    }
-    if (s->outbox && s->outbox_max > 0 &&
-        s->ob_depth + s->queued_rows + (int64_t)n > s->outbox_max) {
-        int64_t depth = s->ob_depth;
-        pthread_mutex_unlock(&s->mu);
-        snprintf(err, errlen, TT_STORE_OUTBOX_FULL ": %lld events wait for Kafka "
-                 "(kafka.outbox_max_events %lld)", (long long)depth, (long long)s->outbox_max);
-        return -1;
-    }
-    s->queued_rows += (int64_t)n;
     pthread_cond_init(&job.cv, NULL);
-    if (s->tail) {
-        s->tail->next = &job;
-    } else {
-        s->head = &job;
-    }
-    s->tail = &job;
-    pthread_cond_signal(&s->work);
-    while (!job.done) {
+    pthread_mutex_lock(&s->mu);
+    int rc = enqueue_locked(s, &job, err, errlen);
+    while (rc == 0 && !job.done) {
         pthread_cond_wait(&job.cv, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     pthread_cond_destroy(&job.cv);
-    if (job.rc != 0) {
+    if (rc == 0 && job.rc != 0) {
         snprintf(err, errlen, "%s", job.err);
+        rc = -1;
+    }
+    return rc;
+}
+
+int tt_store_submit(tt_store *s, tt_store_row *rows, size_t n, tt_store_done_cb cb, void *arg,
+                    char *err, size_t errlen)
+{
+    store_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    return 0;
+    job->rows = rows;
+    job->n = n;
+    job->cb = cb;
+    job->cb_arg = arg;
+    pthread_mutex_lock(&s->mu);
+    int rc = enqueue_locked(s, job, err, errlen);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != 0) {
+        free(job);
+    }
+    return rc;
 }
 
 int tt_store_ready(tt_store *s)

@@ -48,6 +48,19 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
  * filled, in which case none of these rows were committed. */
 int tt_store_write(tt_store *s, tt_store_row *rows, size_t n, char *err, size_t errlen);
 
+/* Called once per tt_store_submit, on the writer thread, without store locks
+ * held: rc 0 when the rows are durable (their `result` fields set), -1 with
+ * err when the commit failed and none of them were stored. */
+typedef void (*tt_store_done_cb)(void *arg, int rc, const char *err);
+
+/* Like tt_store_write, but does not wait: the rows join the next group commit
+ * and cb(arg, ...) reports the outcome. rows must stay valid until then.
+ * Returns 0 when queued (cb will be called exactly once), or -1 with err
+ * filled when refused at once (read-only, closing, outbox full; cb is not
+ * called). n must be > 0. */
+int tt_store_submit(tt_store *s, tt_store_row *rows, size_t n, tt_store_done_cb cb, void *arg,
+                    char *err, size_t errlen);
+
 /* 1 while the writer is healthy (last commit succeeded, not closing). */
 int tt_store_ready(tt_store *s);
 
