@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "drill_run.h"
+#include "tt_drill_prom.h"
 #include "tt_drill_report.h"
 #include "tt_log.h"
 #include "tt_scenario.h"
@@ -57,6 +58,8 @@ static void usage_run(FILE *fp)
             "Options:\n"
             "  -o, --out DIR        report directory (default drill-reports/RUN_ID)\n"
             "  -j, --junit FILE     also write the JUnit XML to FILE\n"
+            "      --textfile FILE  also write the results as Prometheus metrics in the\n"
+            "                       node_exporter textfile format (docs/dashboards.md)\n"
             "  -q, --quiet          no progress line\n"
             "      --log-level L    error, warn (default), info or debug\n"
             "  -h, --help           show this help\n"
@@ -174,12 +177,13 @@ static int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},
         {"junit", required_argument, NULL, 'j'},
+        {"textfile", required_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'q'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *out = NULL, *junit = NULL;
+    const char *out = NULL, *junit = NULL, *textfile = NULL;
     int quiet = 0, c;
     tt_log_set_level(TT_LOG_WARN);
     optind = 1;
@@ -187,6 +191,7 @@ static int cmd_run(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 'j': junit = optarg; break;
+        case 'T': textfile = optarg; break;
         case 'q': quiet = 1; break;
         case 'L': {
             tt_log_level lvl;
@@ -257,6 +262,16 @@ static int cmd_run(int argc, char **argv)
     }
     snprintf(path, sizeof(path), "%s/report.html", outdir);
     wrc |= write_file(path, r, tt_drill_report_html);
+    if (textfile) {
+        json_t *j = tt_drill_report_json(r);
+        char perr[256];
+        if (j == NULL || tt_drill_prom_write_json(j, textfile, perr, sizeof(perr)) != 0) {
+            fprintf(stderr, "tokentrail drill: --textfile %s: %s\n", textfile,
+                    j ? perr : "out of memory");
+            wrc |= 1;
+        }
+        json_decref(j);
+    }
     size_t errors = 0;
     for (size_t i = 0; i < r->n_it; i++) {
         errors += r->it[i].error[0] != '\0';

@@ -9,7 +9,7 @@ PKGS=(
   libcurl4-openssl-dev librdkafka-dev libarchive-dev libgnutls28-dev
   check
   # integration tests and benchmarks
-  curl jq python3 sqlite3 wrk openssl procps time gzip tar
+  curl jq python3 python3-yaml sqlite3 wrk openssl procps time gzip tar
   # Kafka tests: the consumer/producer CLI (the broker itself is Java, below)
   kcat
   # the drill lab's resource servers
@@ -40,6 +40,13 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The tests run the python3 first on PATH, which need not be Debian's: make
+# sure that one can import yaml (the dashboard tests parse the rule files).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "deps: installing PyYAML for $(command -v python3)"
+  python3 -m pip install --quiet pyyaml
 fi
 
 # The lab's npm packages (pinned by tests/lab/package-lock.json); quick when present.

@@ -20,6 +20,7 @@ int main(void)
     srunner_add_suite(sr, tt_threshold_suite());
     srunner_add_suite(sr, tt_scenario_suite());
     srunner_add_suite(sr, tt_drill_report_suite());
+    srunner_add_suite(sr, tt_drill_prom_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -20,5 +20,6 @@ Suite *tt_kafka_suite(void);
 Suite *tt_threshold_suite(void);
 Suite *tt_scenario_suite(void);
 Suite *tt_drill_report_suite(void);
+Suite *tt_drill_prom_suite(void);
 
 #endif
