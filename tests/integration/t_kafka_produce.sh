@@ -26,7 +26,13 @@ kafka:
   statistics.interval.ms: 0
 YAML
 tt_start_raw --config "$TT_DIR/c.yaml" || exit 1
-tt_get /readyz
+# The relay connects in the background ("connecting" first): wait for the
+# state to settle instead of sampling it once, up to 30 s on a loaded machine.
+for _ in $(seq 1 300); do
+    tt_get /readyz
+    [ "$(jq -r .kafka <<<"$BODY" 2>/dev/null)" = "up" ] && break
+    sleep 0.1
+done
 assert_eq "$STATUS" 200 "/readyz"
 assert_jq "$BODY" '.status == "ready" and .kafka == "up" and .outbox_events == 0' "/readyz with Kafka"
 
