@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "findings_out.h"
 #include "tt_aev.h"
 #include "tt_alert.h"
 #include "tt_anstore.h"
@@ -20,12 +21,15 @@
 #include "tt_metrics.h"
 #include "tt_policy.h"
 #include "tt_source.h"
+#include "tt_source_kafka.h"
 #include "tt_time.h"
 
 /* Events between checkpoints in --once mode: bounds the work a crash loses
  * and the length of each write transaction. */
 #define ONCE_CHECKPOINT_EVENTS 1000000
 #define MAX_LOGGED_INVALID 20
+/* How long a checkpoint waits for the delivery reports of its findings. */
+#define FINDINGS_DELIVERY_TIMEOUT_MS 10000
 
 static volatile sig_atomic_t stop_signal;
 
@@ -40,6 +44,7 @@ typedef struct snapshot {
     tt_engine_stats st;
     uint64_t findings[TT_FK__COUNT];
     uint64_t invalid, checkpoints, checkpoint_failures, alerts_sent, alerts_failed;
+    uint64_t produced, produce_failed, commit_failures;
     int64_t source_lag;
 } snapshot;
 
@@ -52,6 +57,10 @@ typedef struct analyzer {
     tt_engine *engine;
     tt_source *source;
     tt_anstore *store;
+    tt_findings_out *fout; /* Kafka mode: new findings to the findings topic */
+    int kafka;             /* the source is Kafka: commit offsets after checkpoints */
+    uint64_t commit_failures;
+    int produce_failed; /* a finding could not be produced: --once exits 2 */
     tt_httpd *httpd;
     tt_aev_scratch scratch;
     tt_finding_row **rows; /* found, not yet committed */
@@ -68,35 +77,45 @@ typedef struct analyzer {
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: tokentrail analyze --db PATH --policy FILE [--once] [OPTIONS]\n"
-                "\n"
-                "Find lingering tokens and scope drift in the event trail. Events are analysed\n"
-                "in event-time order (late or out-of-order events up to --lateness are put\n"
-                "back in order). Findings go to the 'findings' table of the same file, to\n"
-                "stdout, to /metrics and optionally to Alertmanager. State is checkpointed in\n"
-                "the file, so a restart continues where it stopped without repeating findings.\n"
-                "\n"
-                "Options (each overrides the same key of the config file):\n"
-                "  -c, --config FILE        YAML config file (keys below)\n"
-                "  -d, --db PATH            SQLite database written by 'tokentrail collect'\n"
-                "  -p, --policy FILE        policy: scopes, client baselines, defaults\n"
-                "                           (docs/policy.md)\n"
-                "      --once               analyse what is there, print new findings, exit\n"
-                "      --as-of T            --once: the analyzer clock for time-based findings\n"
-                "                           (RFC 3339, epoch, or a duration ago; default now)\n"
-                "      --lateness DUR       how late events may arrive (default 5m)\n"
-                "  -f, --format FMT         table (default on a terminal) or json (NDJSON)\n"
-                "  -l, --listen HOST:PORT   serve /metrics and /healthz (default 127.0.0.1:9109;\n"
-                "                           with --once only when given)\n"
-                "      --port-file FILE     write the bound /metrics port to FILE\n"
-                "      --alertmanager URL   push new findings to URL/api/v2/alerts\n"
-                "      --log-level LEVEL    error, warn, info (default) or debug\n"
-                "  -h, --help               show this help\n"
-                "\n"
-                "Exit status: with --once 0 when there are no new findings, 3 when there are,\n"
-                "2 on error; following, 0 after SIGTERM/SIGINT, 2 on error.\n"
-                "\n"
-                "Config file keys:\n");
+    fprintf(fp,
+            "Usage: tokentrail analyze --db PATH --policy FILE [--once] [OPTIONS]\n"
+            "       tokentrail analyze --kafka-brokers B [--topic T] [--group G] [--state PATH]\n"
+            "                          --policy FILE [--once] [OPTIONS]\n"
+            "\n"
+            "Find lingering tokens and scope drift in the event trail. Events are analysed\n"
+            "in event-time order (late or out-of-order events up to --lateness are put\n"
+            "back in order). Findings go to the 'findings' table of the same file, to\n"
+            "stdout, to /metrics and optionally to Alertmanager. State is checkpointed in\n"
+            "the file, so a restart continues where it stopped without repeating findings.\n"
+            "\n"
+            "Options (each overrides the same key of the config file):\n"
+            "  -c, --config FILE        YAML config file (keys below)\n"
+            "  -d, --db PATH            SQLite database written by 'tokentrail collect'\n"
+            "      --kafka-brokers B    read events from Kafka (consumer group) instead\n"
+            "      --topic T            events topic (default tokentrail.events)\n"
+            "      --group G            consumer group (default tokentrail-analyzer)\n"
+            "      --state PATH         with Kafka: SQLite file for checkpoints and findings\n"
+            "                           (default tokentrail-analyzer.db, created if missing)\n"
+            "      --findings-topic T   with Kafka: topic for new findings\n"
+            "                           (default tokentrail.findings)\n"
+            "  -p, --policy FILE        policy: scopes, client baselines, defaults\n"
+            "                           (docs/policy.md)\n"
+            "      --once               analyse what is there, print new findings, exit\n"
+            "      --as-of T            --once: the analyzer clock for time-based findings\n"
+            "                           (RFC 3339, epoch, or a duration ago; default now)\n"
+            "      --lateness DUR       how late events may arrive (default 5m)\n"
+            "  -f, --format FMT         table (default on a terminal) or json (NDJSON)\n"
+            "  -l, --listen HOST:PORT   serve /metrics and /healthz (default 127.0.0.1:9109;\n"
+            "                           with --once only when given)\n"
+            "      --port-file FILE     write the bound /metrics port to FILE\n"
+            "      --alertmanager URL   push new findings to URL/api/v2/alerts\n"
+            "      --log-level LEVEL    error, warn, info (default) or debug\n"
+            "  -h, --help               show this help\n"
+            "\n"
+            "Exit status: with --once 0 when there are no new findings, 3 when there are,\n"
+            "2 on error; following, 0 after SIGTERM/SIGINT, 2 on error.\n"
+            "\n"
+            "Config file keys:\n");
     tt_config_print_help(tt_analyze_config_table, fp);
     fprintf(fp, "\nSee docs/analyze.md, docs/policy.md and docs/findings.md.\n");
 }
@@ -150,6 +169,8 @@ static void publish(analyzer *a)
     a->snap.checkpoint_failures = a->checkpoint_failures;
     a->snap.alerts_sent = a->alerts_sent;
     a->snap.alerts_failed = a->alerts_failed;
+    tt_findings_out_counts(a->fout, &a->snap.produced, &a->snap.produce_failed);
+    a->snap.commit_failures = a->commit_failures;
     a->snap.source_lag = lag;
     pthread_mutex_unlock(&a->snap.mu);
 }
@@ -189,6 +210,19 @@ static int checkpoint(analyzer *a)
             a->alerts_failed += n_new;
             tt_warn("%s", err);
         }
+    }
+    if (a->fout && n_new > 0 &&
+        tt_findings_out_send(a->fout, a->rows, n_new, FINDINGS_DELIVERY_TIMEOUT_MS, err,
+                             sizeof(err)) != 0) {
+        /* The findings are committed in the findings table; the offsets are
+         * not committed, so --once exits 2 and a follower says so. */
+        a->produce_failed = 1;
+        tt_error("%s", err);
+    } else if (a->kafka && tt_source_kafka_commit(a->source, err, sizeof(err)) != 0) {
+        /* The state is ahead of the group's offsets: harmless, the local
+         * checkpoint wins on the next assignment; retried next checkpoint. */
+        a->commit_failures++;
+        tt_warn("%s (will retry)", err);
     }
     for (size_t i = 0; i < a->n_rows; i++) {
         tt_finding_row *r = a->rows[i];
@@ -231,6 +265,23 @@ static int on_record(void *ctx, const char *body, size_t len, int64_t ord)
     return 0;
 }
 
+/* Kafka: partitions are about to be revoked (rebalance or leaving the group).
+ * Apply what is due, then commit state and findings; the source commits the
+ * offsets after this returns 0. Runs inside tt_source_poll/leave. */
+static int on_revoke(void *ctx)
+{
+    analyzer *a = ctx;
+    if (!a->once) {
+        int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
+        int64_t wm = tt_engine_watermark(a->engine);
+        if (tt_engine_advance(a->engine, wm > clock ? wm : clock) != 0) {
+            a->oom = 1;
+            return -1;
+        }
+    }
+    return checkpoint(a);
+}
+
 /* ---- /metrics ---- */
 
 static void render(void *ctx, tt_buf *b)
@@ -245,6 +296,9 @@ static void render(void *ctx, tt_buf *b)
     s.checkpoint_failures = a->snap.checkpoint_failures;
     s.alerts_sent = a->snap.alerts_sent;
     s.alerts_failed = a->snap.alerts_failed;
+    s.produced = a->snap.produced;
+    s.produce_failed = a->snap.produce_failed;
+    s.commit_failures = a->snap.commit_failures;
     s.source_lag = a->snap.source_lag;
     pthread_mutex_unlock(&a->snap.mu);
 
@@ -318,6 +372,18 @@ static void render(void *ctx, tt_buf *b)
                   (unsigned long long)s.alerts_sent);
     tt_buf_printf(b, "tokentrail_analyzer_alerts_total{result=\"failed\"} %llu\n",
                   (unsigned long long)s.alerts_failed);
+    if (a->kafka) {
+        tt_metrics_family(b, "tokentrail_analyzer_findings_produced_total", "counter",
+                          "Findings produced to the findings topic, by delivery result.");
+        tt_buf_printf(b, "tokentrail_analyzer_findings_produced_total{result=\"delivered\"} %llu\n",
+                      (unsigned long long)s.produced);
+        tt_buf_printf(b, "tokentrail_analyzer_findings_produced_total{result=\"failed\"} %llu\n",
+                      (unsigned long long)s.produce_failed);
+        tt_metrics_family(b, "tokentrail_analyzer_offset_commit_failures_total", "counter",
+                          "Kafka offset commits that failed (retried at the next checkpoint).");
+        tt_buf_printf(b, "tokentrail_analyzer_offset_commit_failures_total %llu\n",
+                      (unsigned long long)s.commit_failures);
+    }
 }
 
 static void sleep_ms(int64_t ms)
@@ -381,6 +447,10 @@ static int run_once(analyzer *a)
             (unsigned long long)st.late, (unsigned long long)a->invalid, a->n_out);
     tt_info("state: %llu tokens in about %zu bytes (%zu per token)", (unsigned long long)st.tokens,
             st.memory_bytes, st.tokens ? st.memory_bytes / st.tokens : 0);
+    if (a->produce_failed) {
+        tt_error("some findings were not delivered to Kafka (they are in the findings table)");
+        return 2;
+    }
     return a->n_out > 0 ? 3 : 0;
 }
 
@@ -445,6 +515,11 @@ int tt_cmd_analyze(int argc, char **argv)
         {"port-file", required_argument, NULL, 'P'},
         {"alertmanager", required_argument, NULL, 'M'},
         {"log-level", required_argument, NULL, 'v'},
+        {"kafka-brokers", required_argument, NULL, 'K'},
+        {"topic", required_argument, NULL, 'T'},
+        {"group", required_argument, NULL, 'G'},
+        {"state", required_argument, NULL, 'S'},
+        {"findings-topic", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -470,6 +545,11 @@ int tt_cmd_analyze(int argc, char **argv)
         case 'P': key = "port_file"; break;
         case 'M': key = "alertmanager"; break;
         case 'v': key = "log_level"; break;
+        case 'K': key = "kafka.brokers"; break;
+        case 'T': key = "kafka.topic"; break;
+        case 'G': key = "kafka.group"; break;
+        case 'S': key = "state"; break;
+        case 'F': key = "kafka.findings_topic"; break;
         case 'h': usage(stdout); return 0;
         default: fprintf(stderr, "tokentrail analyze: try 'tokentrail analyze --help'\n"); return 2;
         }
@@ -545,12 +625,39 @@ int tt_cmd_analyze(int argc, char **argv)
         fprintf(stderr, "tokentrail analyze: %s\n", err);
         goto out;
     }
-    a.source = tt_source_sqlite_open(a.cfg.db, err, sizeof(err));
-    if (a.source == NULL) {
-        fprintf(stderr, "tokentrail analyze: %s\n", err);
-        goto out;
+    const char *where = a.cfg.db;
+    char kwhere[1024];
+    if (a.cfg.kafka_brokers) {
+        tt_source_kafka_opts ko = {.brokers = a.cfg.kafka_brokers,
+                                   .topic = a.cfg.kafka_topic,
+                                   .group = a.cfg.kafka_group,
+                                   .props = &a.cfg.kafka_props,
+                                   .once = once,
+                                   .timeout_ms = a.cfg.kafka_timeout_ms,
+                                   .all_incidents = 1,
+                                   .on_revoke = on_revoke,
+                                   .ctx = &a};
+        a.kafka = 1;
+        a.source = tt_source_kafka_open(&ko, err, sizeof(err));
+        a.fout = a.source ? tt_findings_out_new(a.cfg.kafka_brokers, a.cfg.findings_topic,
+                                                &a.cfg.kafka_props, err, sizeof(err))
+                          : NULL;
+        if (a.source == NULL || a.fout == NULL) {
+            fprintf(stderr, "tokentrail analyze: %s\n", err);
+            goto out;
+        }
+        a.store = tt_anstore_create(a.cfg.state, err, sizeof(err));
+        snprintf(kwhere, sizeof(kwhere), "kafka %s topic %s group %s, state in %s",
+                 a.cfg.kafka_brokers, a.cfg.kafka_topic, a.cfg.kafka_group, a.cfg.state);
+        where = kwhere;
+    } else {
+        a.source = tt_source_sqlite_open(a.cfg.db, err, sizeof(err));
+        if (a.source == NULL) {
+            fprintf(stderr, "tokentrail analyze: %s\n", err);
+            goto out;
+        }
+        a.store = tt_anstore_open(a.cfg.db, 0, err, sizeof(err));
     }
-    a.store = tt_anstore_open(a.cfg.db, 0, err, sizeof(err));
     a.engine = tt_engine_new(a.policy, a.cfg.lateness_ms, on_finding, &a);
     if (a.store == NULL || a.engine == NULL) {
         fprintf(stderr, "tokentrail analyze: %s\n", a.store ? "out of memory" : err);
@@ -576,7 +683,7 @@ int tt_cmd_analyze(int argc, char **argv)
         }
     }
     publish(&a);
-    tt_info("tokentrail %s analyzing %s (%s, continuing after %s)%s%s", TT_VERSION, a.cfg.db,
+    tt_info("tokentrail %s analyzing %s (%s, continuing after %s)%s%s", TT_VERSION, where,
             once ? "once" : "following", restored ? pos : "the start",
             a.httpd ? "; metrics on " : "", a.httpd ? a.cfg.listen : "");
 
@@ -588,6 +695,11 @@ int tt_cmd_analyze(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rc = once ? run_once(&a) : run_follow(&a);
+    if (a.kafka && rc != 2) {
+        /* Leave the group now, while on_revoke can still checkpoint; after an
+         * error close without committing (the events are read again). */
+        tt_source_kafka_leave(a.source);
+    }
 
 out:
     tt_httpd_stop(a.httpd);
@@ -599,9 +711,12 @@ out:
     }
     free(a.rows);
     free(a.out);
+    tt_source_close(a.source); /* before the engine: no revoke callback after this */
+    if (tt_findings_out_close(a.fout, FINDINGS_DELIVERY_TIMEOUT_MS) > 0 && rc != 2) {
+        rc = 2;
+    }
     tt_engine_free(a.engine);
     tt_anstore_close(a.store);
-    tt_source_close(a.source);
     tt_policy_free(a.policy);
     tt_aev_scratch_free(&a.scratch);
     tt_config_free(tt_analyze_config_table, &a.cfg);

@@ -20,6 +20,14 @@ typedef struct tt_analyze_config {
     int64_t batch; /* events read per poll */
     char *log_level;
     char *port_file;
+    /* Kafka source (docs/analyze.md#kafka): used when kafka_brokers is set. */
+    char *kafka_brokers;
+    char *kafka_topic;
+    char *kafka_group;
+    char *findings_topic;
+    char *state; /* SQLite file for checkpoints and findings with Kafka */
+    int64_t kafka_timeout_ms;
+    tt_strlist kafka_props; /* every other kafka.* key, "key=value" */
 } tt_analyze_config;
 
 extern const tt_cfg_entry tt_analyze_config_table[];

@@ -108,14 +108,15 @@ static int prep(tt_anstore *s, const char *sql, sqlite3_stmt **st, char *err, si
     return 0;
 }
 
-tt_anstore *tt_anstore_open(const char *path, int readonly, char *err, size_t errlen)
+static tt_anstore *open_with(const char *path, int readonly, int create, char *err, size_t errlen)
 {
     tt_anstore *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    int flags =
+        readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open database: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -150,6 +151,16 @@ tt_anstore *tt_anstore_open(const char *path, int readonly, char *err, size_t er
         return NULL;
     }
     return s;
+}
+
+tt_anstore *tt_anstore_open(const char *path, int readonly, char *err, size_t errlen)
+{
+    return open_with(path, readonly, 0, err, errlen);
+}
+
+tt_anstore *tt_anstore_create(const char *path, char *err, size_t errlen)
+{
+    return open_with(path, 0, 1, err, errlen);
 }
 
 void tt_anstore_close(tt_anstore *s)

@@ -33,6 +33,10 @@ void tt_finding_row_free(tt_finding_row *r); /* accepts NULL */
  * busy_timeout 10 s: the collector may be writing). `readonly` opens for
  * `tokentrail findings` and creates nothing. NULL with err filled on failure. */
 tt_anstore *tt_anstore_open(const char *path, int readonly, char *err, size_t errlen);
+
+/* Like tt_anstore_open(path, 0, ...), creating the file if it does not exist:
+ * the analyzer's own state file when it reads from Kafka (--state). */
+tt_anstore *tt_anstore_create(const char *path, char *err, size_t errlen);
 void tt_anstore_close(tt_anstore *s); /* accepts NULL */
 
 /* Restore a checkpoint into a fresh engine and position the source after it.

@@ -1,0 +1,55 @@
+/* tt_source_kafka.h - the analyzer's event source on a Kafka topic: a
+ * consumer in a group (manual commits), its position the per-partition
+ * offsets after what was delivered. See docs/analyze.md#kafka. */
+#ifndef TT_SOURCE_KAFKA_H
+#define TT_SOURCE_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tt_config.h"
+#include "tt_source.h"
+
+#define TT_SOURCE_KAFKA_DEFAULT_GROUP "tokentrail-analyzer"
+/* Most partitions of the topic the source tracks. */
+#define TT_SOURCE_KAFKA_MAX_PARTITIONS 1024
+
+typedef struct tt_source_kafka_opts {
+    const char *brokers;     /* bootstrap.servers; required */
+    const char *topic;       /* NULL = tokentrail.events */
+    const char *group;       /* NULL = TT_SOURCE_KAFKA_DEFAULT_GROUP */
+    const tt_strlist *props; /* extra librdkafka "key=value"; may be NULL */
+    int once;                /* poll returns 0 only once every assigned partition
+                                reached the high watermark seen at assignment */
+    int64_t timeout_ms;      /* --once: error when no assignment/progress this long */
+    /* Also read the incident events (ce_type incident.*) of every partition
+     * with a second, group-less consumer, so incident state is complete in
+     * every group member; the group consumer then skips them. */
+    int all_incidents;
+    /* Called from inside tt_source_poll when partitions are about to be
+     * revoked (a rebalance, or closing): the caller must checkpoint what it
+     * has; the source then commits the delivered offsets. Returns 0 or -1
+     * (then nothing is committed for them). May be NULL. */
+    int (*on_revoke)(void *ctx);
+    void *ctx;
+} tt_source_kafka_opts;
+
+/* Create the consumer(s) and subscribe; the group is joined during the
+ * first polls; the incident reader is assigned after the first assignment. Ordinals (tt_source_cb's
+ * ord) are offset * 1024 + partition, so they are unique across runs and increase along each
+ * partition. Returns NULL with err filled (bad property naming its key). */
+tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t errlen);
+
+/* Commit the offsets after everything delivered on the assigned partitions
+ * (synchronously). Call only after the state and findings for those events
+ * are durably stored. Returns 0 or -1 with err. */
+int tt_source_kafka_commit(tt_source *src, char *err, size_t errlen);
+
+/* Leave the group: revoke (calling on_revoke, committing), close. Call before
+ * tt_source_close when the caller can still checkpoint. */
+void tt_source_kafka_leave(tt_source *src);
+
+/* The partitions assigned now, as "0,2" (empty when none). */
+void tt_source_kafka_assignment(const tt_source *src, char *out, size_t n);
+
+#endif
