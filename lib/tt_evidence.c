@@ -481,6 +481,13 @@ static char *build_manifest(export_state *x, const char *findings_note, uint64_t
     if (findings_note[0]) {
         json_array_append_new(notes, json_sprintf("findings.ndjson is empty: %s", findings_note));
     }
+    for (size_t i = 0; o->src->note != NULL; i++) {
+        const char *sn = o->src->note(o->src, i);
+        if (sn == NULL) {
+            break;
+        }
+        json_array_append_new(notes, json_string(sn));
+    }
     if (n_undated > 0) {
         json_array_append_new(notes, json_sprintf("%llu drill report(s) without a readable run "
                                                   "time were left out",

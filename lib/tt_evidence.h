@@ -34,12 +34,13 @@ typedef struct tt_evidence_query {
  * Returns 0 to go on, non-zero to stop with an error. */
 typedef int (*tt_evidence_item_cb)(void *ctx, const char *body, size_t len);
 
-/* Where events and findings come from. Today the SQLite store; a Kafka
- * source implements the same two calls. */
+/* Where events and findings come from: the SQLite store or the Kafka
+ * topics (tt_evidence_kafka.c). */
 typedef struct tt_evidence_source {
-    const char *kind;     /* "sqlite" */
-    const char *location; /* the database path */
-    /* Call cb for every matching event in order (event time, then arrival).
+    const char *kind;     /* "sqlite", "kafka" */
+    const char *location; /* the database path, the topic */
+    /* Call cb for every matching event in order (event time, then arrival;
+     * Kafka: then partition and offset).
      * Returns the number of events, or -1 with err filled. Export calls it
      * twice (hash, then archive); both calls must yield the same bytes, so a
      * source reads from one snapshot (SQLite: one read transaction) or
@@ -54,11 +55,36 @@ typedef struct tt_evidence_source {
                             char *err, size_t errlen);
     void (*close)(struct tt_evidence_source *s); /* frees s */
     void *impl;
+    /* Optional (NULL for SQLite): the i-th note for the manifest's `notes`
+     * (how the source ordered or skipped events), NULL after the last.
+     * Asked after both reads. */
+    const char *(*note)(struct tt_evidence_source *s, size_t i);
 } tt_evidence_source;
 
 /* The SQLite store written by `tokentrail collect`, opened read-only.
  * Returns NULL with err filled. */
 tt_evidence_source *tt_evidence_source_sqlite(const char *path, char *err, size_t errlen);
+
+/* The Kafka topics written by `tokentrail collect --kafka-brokers`. The
+ * events of the range are read once (every partition up to the high
+ * watermark seen at the start, no consumer group) into an unlinked spool
+ * file in spool_dir, sorted there by (event time, partition, offset) with an
+ * external merge sort, and both reads of export replay that file. */
+struct tt_strlist; /* tt_config.h */
+typedef struct tt_evidence_kafka_opts {
+    const char *brokers;
+    const char *topic;              /* NULL: "tokentrail.events" */
+    const char *findings_topic;     /* NULL: "tokentrail.findings" (none there: empty, noted) */
+    const struct tt_strlist *props; /* librdkafka "key=value" (-X); may be NULL */
+    const char *spool_dir;          /* where the temporary sort files go; NULL: "." */
+    size_t sort_mem;                /* bytes sorted in memory per run; 0: 16 MiB */
+    int64_t timeout_ms;             /* metadata and progress timeout; 0: 30 s */
+} tt_evidence_kafka_opts;
+
+/* Returns NULL with err filled (out of memory). Nothing is read until the
+ * first call of each_event. */
+tt_evidence_source *tt_evidence_source_kafka(const tt_evidence_kafka_opts *o, char *err,
+                                             size_t errlen);
 
 typedef struct tt_evidence_export_opts {
     tt_evidence_source *src; /* borrowed */

@@ -1,6 +1,7 @@
 /* tt_evidence_cmd.c - `tokentrail evidence export|verify|keygen`: options,
  * messages and exit codes around tt_evidence and tt_sign. */
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,15 @@
 
 #include <jansson.h>
 
+#include "tt_config.h"
 #include "tt_evidence.h"
 #include "tt_sign.h"
 #include "tt_time.h"
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: tokentrail evidence export --db PATH --from T --to T --key KEY -o BUNDLE\n"
+    fprintf(fp, "Usage: tokentrail evidence export (--db PATH | --kafka-brokers B [--topic T])\n"
+                "                                  --from T --to T --key KEY -o BUNDLE\n"
                 "                                  [--incident ID] [--subject S] [--client C]\n"
                 "                                  [--policy FILE] [--drill-reports DIR]\n"
                 "       tokentrail evidence verify BUNDLE --pubkey KEY\n"
@@ -24,6 +27,11 @@ static void usage(FILE *fp)
                 "\n"
                 "export options:\n"
                 "  -d, --db PATH            SQLite database written by 'tokentrail collect'\n"
+                "      --kafka-brokers B    read the events from Kafka instead (host:port,...)\n"
+                "      --topic T            events topic (default tokentrail.events)\n"
+                "      --kafka-findings-topic T  findings topic (default tokentrail.findings;\n"
+                "                           findings.ndjson is empty when it does not exist)\n"
+                "  -X, --kafka-property K=V librdkafka property (TLS, SASL); repeatable\n"
                 "      --from T             event time >= T (RFC 3339 or epoch)\n"
                 "      --to T               event time < T\n"
                 "      --incident ID        only events of this incident and of tokens tied to it\n"
@@ -42,7 +50,7 @@ static void usage(FILE *fp)
                 "verify options:\n"
                 "  -p, --pubkey KEY         the signer's Ed25519 public key (PEM)\n"
                 "  -q, --quiet              print only problems\n"
-            "      --no-progress        no progress on stderr (default: shown on a terminal)\n"
+                "      --no-progress        no progress on stderr (default: shown on a terminal)\n"
                 "\n"
                 "keygen writes PREFIX.key (private, mode 0600) and PREFIX.pub; it never\n"
                 "overwrites.\n"
@@ -114,7 +122,10 @@ static int cmd_export(int argc, char **argv)
         O_LEVEL,
         O_THREADS,
         O_NOPROG,
-        O_FORCE
+        O_FORCE,
+        O_BROKERS,
+        O_TOPIC,
+        O_FTOPIC
     };
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
@@ -131,16 +142,32 @@ static int cmd_export(int argc, char **argv)
         {"threads", required_argument, NULL, O_THREADS},
         {"no-progress", no_argument, NULL, O_NOPROG},
         {"force", no_argument, NULL, O_FORCE},
+        {"kafka-brokers", required_argument, NULL, O_BROKERS},
+        {"topic", required_argument, NULL, O_TOPIC},
+        {"kafka-findings-topic", required_argument, NULL, O_FTOPIC},
+        {"kafka-property", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    tt_evidence_kafka_opts ko = {0};
+    tt_strlist props = {NULL, 0};
+    int rc = 2;
     tt_evidence_export_opts o = {.progress = isatty(STDERR_FILENO)};
     const char *db = NULL, *keyfile = NULL, *from = NULL, *to = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:k:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:k:o:X:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': db = optarg; break;
+        case O_BROKERS: ko.brokers = optarg; break;
+        case O_TOPIC: ko.topic = optarg; break;
+        case O_FTOPIC: ko.findings_topic = optarg; break;
+        case 'X':
+            if (strchr(optarg, '=') == NULL || tt_strlist_add(&props, optarg) != 0) {
+                fprintf(stderr, "tokentrail evidence export: -X: '%s' is not KEY=VALUE\n", optarg);
+                goto out;
+            }
+            break;
         case O_FROM: from = optarg; break;
         case O_TO: to = optarg; break;
         case O_INC: o.q.incident_id = optarg; break;
@@ -160,7 +187,7 @@ static int cmd_export(int argc, char **argv)
             if (*end != '\0' || v < lo || v > hi) {
                 fprintf(stderr, "tokentrail evidence export: --%s: '%s' is not %d..%d\n",
                         c == O_LEVEL ? "level" : "threads", optarg, lo, hi);
-                return 2;
+                goto out;
             }
             if (c == O_LEVEL) {
                 o.level = (int)v;
@@ -169,61 +196,92 @@ static int cmd_export(int argc, char **argv)
             }
             break;
         }
-        case 'h': usage(stdout); return 0;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
         default:
             fprintf(stderr, "tokentrail evidence export: try 'tokentrail evidence --help'\n");
-            return 2;
+            goto out;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "tokentrail evidence export: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        goto out;
     }
-    const char *missing = db == NULL           ? "--db PATH"
-                          : from == NULL       ? "--from T"
+    if ((db != NULL) == (ko.brokers != NULL)) {
+        fprintf(stderr,
+                "tokentrail evidence export: give one of --db PATH and --kafka-brokers B\n");
+        goto out;
+    }
+    if (db != NULL && (ko.topic || ko.findings_topic || props.n > 0)) {
+        fprintf(stderr, "tokentrail evidence export: --topic, --kafka-findings-topic and -X "
+                        "need --kafka-brokers\n");
+        goto out;
+    }
+    const char *missing = from == NULL         ? "--from T"
                           : to == NULL         ? "--to T"
                           : keyfile == NULL    ? "--key KEY"
                           : o.out_path == NULL ? "-o BUNDLE"
                                                : NULL;
     if (missing) {
         fprintf(stderr, "tokentrail evidence export: %s is required\n", missing);
-        return 2;
+        goto out;
     }
     if (parse_time(from, &o.q.from_ms) != 0 || parse_time(to, &o.q.to_ms) != 0) {
         fprintf(stderr, "tokentrail evidence export: --from/--to: not a time (RFC 3339 or "
                         "epoch)\n");
-        return 2;
+        goto out;
     }
     if (o.q.from_ms >= o.q.to_ms) {
         fprintf(stderr, "tokentrail evidence export: --from must be before --to\n");
-        return 2;
+        goto out;
     }
     char err[600];
     o.key = tt_sign_load_private(keyfile, err, sizeof(err));
     if (o.key == NULL) {
         fprintf(stderr, "tokentrail evidence export: --key: %s\n", err);
-        return 2;
+        goto out;
     }
-    o.src = tt_evidence_source_sqlite(db, err, sizeof(err));
+    rc = 1;
+    char spool_dir[4200];
+    if (ko.brokers) {
+        /* The sort files go where the bundle goes, like the export's spool. */
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s", o.out_path);
+        snprintf(spool_dir, sizeof(spool_dir), "%s", dirname(tmp));
+        ko.spool_dir = spool_dir;
+        ko.props = &props;
+        const char *mem = getenv("TT_EVIDENCE_KAFKA_SORT_MEM"); /* tests: force many runs */
+        if (mem && atol(mem) > 0) {
+            ko.sort_mem = (size_t)atol(mem);
+        }
+        o.src = tt_evidence_source_kafka(&ko, err, sizeof(err));
+    } else {
+        o.src = tt_evidence_source_sqlite(db, err, sizeof(err));
+    }
     if (o.src == NULL) {
         fprintf(stderr, "tokentrail evidence export: %s\n", err);
         EVP_PKEY_free(o.key);
-        return 1;
+        goto out;
     }
     tt_evidence_export_stats st;
-    int rc = tt_evidence_export(&o, &st, err, sizeof(err));
+    int xrc = tt_evidence_export(&o, &st, err, sizeof(err));
     o.src->close(o.src);
     EVP_PKEY_free(o.key);
-    if (rc != 0) {
+    if (xrc != 0) {
         fprintf(stderr, "tokentrail evidence export: %s\n", err);
-        return 1;
+        goto out;
     }
     printf("exported %llu events (%llu bytes), %llu findings, %llu drill reports to %s "
            "(%llu bytes)\n",
            (unsigned long long)st.events, (unsigned long long)st.event_bytes,
            (unsigned long long)st.findings, (unsigned long long)st.drill_reports, o.out_path,
            (unsigned long long)st.bundle_bytes);
-    return fflush(stdout) == 0 ? 0 : 1;
+    rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+    tt_strlist_free(&props);
+    return rc;
 }
 
 static void print_problem(void *ctx, const char *msg)
