@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,12 +62,15 @@ struct request {
     engineer *eng;         /* NULL for run-level requests (discovery, events) */
     int rs;                /* resource server index for uses and probes */
     int iteration;         /* the engineer's iteration when sent (stale replies) */
-    int64_t sent_ns;
+    int64_t sent_ns;       /* when curl sends it (CURLOPT_PREREQFUNCTION), else when added */
     const char *step;      /* "token request", ... for error messages */
     const char *url;
     char errbuf[CURL_ERROR_SIZE];
     int in_multi;
+    int in_done;           /* its completion callback is running */
     int is_event;          /* fire-and-forget event: does not gate the iteration's steps */
+    int keep;              /* an engineer's probe handle: reused for every probe of an
+                            * iteration, released by probe_release */
     request *next_free;
     request *next_all;     /* every request ever allocated, for cleanup */
 };
@@ -99,6 +106,8 @@ struct engineer {
     pid_t approval_pid;
     int64_t probe_deadline_ns, next_probe_ns;
     int rs_left;
+    request **probe;  /* n_rs: the iteration's probe requests, set up once, re-sent */
+    unsigned char *missed; /* n_rs: a tick came while that server's probe was in flight */
 };
 
 struct drill {
@@ -119,11 +128,74 @@ struct drill {
     char basic_client[1024], basic_admin[1024], basic_subject[1024];
     size_t iters_done;
     int64_t next_progress_ns;
+    int64_t timer_armed_ns;   /* the timerfd's current expiry (-1 none) */
+    unsigned char *fdst;      /* per fd: FD_* (the epoll registration of curl's sockets) */
+    size_t n_fdst;
     int setup_failed;
     char setup_err[1024];
     int setup_pending;
     json_t *discovery;
 };
+
+/* fdst bits. A connection socket (opened by on_opensocket) stays registered in
+ * epoll between transfers: curl drops it after every response and wants it
+ * back for the next request on the kept connection, which would cost an
+ * epoll_ctl each way for every probe. Its registration ends with close(). */
+#define FD_REG 1u     /* in the epoll set */
+#define FD_IN 2u      /* ... with EPOLLIN */
+#define FD_OUT 4u     /* ... with EPOLLOUT */
+#define FD_WATCH 8u   /* curl wants events for it now */
+#define FD_OURS 16u   /* opened by on_opensocket: close goes through on_closesocket */
+
+/* ---- scheduling ---- */
+
+/* The default time slice the drill asks the scheduler for, in microseconds. */
+#define DRILL_SLICE_US 300
+
+/* Ask for a short scheduler time slice (Linux >= 6.12, EEVDF: sched_runtime of
+ * a SCHED_OTHER task). With it a timer wakeup of the drill preempts a
+ * CPU-bound neighbour on its core at once instead of waiting out that
+ * neighbour's slice (milliseconds: the probe stamps' worst enemy on a shared
+ * machine). Priority, nice value and CPU share stay as they are. Older kernels
+ * ignore sched_runtime or refuse the call; nothing changes then.
+ * TT_DRILL_SLICE_US overrides the slice (0: leave the default). */
+static void short_slice(void)
+{
+    long us = DRILL_SLICE_US;
+    const char *env = getenv("TT_DRILL_SLICE_US");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v >= 0 && v <= 100000) {
+            us = v;
+        }
+    }
+#ifdef SYS_sched_setattr
+    if (us == 0) {
+        return;
+    }
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+    } attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.policy = 0; /* SCHED_OTHER */
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0 || sched_getscheduler(0) != SCHED_OTHER) {
+        return;
+    }
+    attr.nice = nice_now;
+    attr.runtime = (uint64_t)us * 1000;
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0) {
+        tt_debug("drill: no short scheduler slice: %s", strerror(errno));
+    }
+#endif
+}
 
 /* ---- time and heap ---- */
 
@@ -241,6 +313,8 @@ static request *rq_get(drill *d)
     rq->rs = -1;
     rq->iteration = 0;
     rq->is_event = 0;
+    rq->keep = 0;
+    rq->in_done = 0;
     rq->errbuf[0] = '\0';
     rq->next_free = NULL;
     tt_buf_reset(&rq->resp);
@@ -289,6 +363,42 @@ static int form_add(request *rq, const char *name, const char *value)
     return rc;
 }
 
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    drill *d = ud;
+    if (purpose != CURLSOCKTYPE_IPCXN) {
+        return CURL_SOCKET_BAD;
+    }
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd >= 0 && (size_t)fd < d->n_fdst) {
+        d->fdst[fd] = FD_OURS;
+    }
+    return fd;
+}
+
+static int on_closesocket(void *ud, curl_socket_t fd)
+{
+    drill *d = ud;
+    if (fd >= 0 && (size_t)fd < d->n_fdst) {
+        d->fdst[fd] = 0; /* close() takes it out of the epoll set */
+    }
+    return close(fd);
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Called by curl on the (new or reused) connection right before it writes the
+ * request: the closest stamp of the instant the request left. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    ((request *)ud)->sent_ns = now_ns();
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
 /* Prepare a request; method NULL = GET, or "POST" with rq->body. */
 static int rq_setup(drill *d, request *rq, const char *method, const char *url, long timeout_ms)
 {
@@ -306,6 +416,14 @@ static int rq_setup(drill *d, request *rq, const char *method, const char *url, 
     /* The drill measures the servers named in the scenario, not a proxy. */
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "tokentrail-drill/" TT_VERSION);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, d);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, d);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, rq);
+#endif
     if (method && strcmp(method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body.data ? rq->body.data : "");
@@ -313,7 +431,6 @@ static int rq_setup(drill *d, request *rq, const char *method, const char *url, 
     } else if (method && strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
-    (void)d;
     return 0;
 }
 
@@ -672,6 +789,10 @@ static void on_subject_token(request *rq, long status, CURLcode cc);
 static void send_or_fail(engineer *e, request *rq, request_done done)
 {
     if (rq_send(e->d, rq, done) != 0) {
+        if (rq->keep) {
+            e->probe[rq->rs] = NULL;
+            rq->keep = 0;
+        }
         rq_put(e->d, rq);
         fail_iter(e, "%s: %s: could not start the request", rq->step, rq->url);
     }
@@ -1202,7 +1323,65 @@ static void start_probing(engineer *e)
     int64_t end = d->base_ns + e->it->end_ns;
     e->probe_deadline_ns = end + d->sc->probe_timeout_ms * NS_PER_MS;
     e->next_probe_ns = end;
+    memset(e->missed, 0, d->sc->n_rs);
     schedule(e, now_ns());
+}
+
+/* The probe request for server i: set up on the iteration's first probe (URL,
+ * options, the Authorization header), then re-sent as is: a probe costs no
+ * allocation and no option setting. */
+static request *probe_request(engineer *e, int i)
+{
+    request *rq = e->probe[i];
+    if (rq) {
+        if (rq->resp.len) {
+            OPENSSL_cleanse(rq->resp.data, rq->resp.len);
+        }
+        tt_buf_reset(&rq->resp);
+        rq->errbuf[0] = '\0';
+        return rq;
+    }
+    rq = bearer_request(e, "probe", i);
+    if (rq) {
+        rq->keep = 1;
+        e->probe[i] = rq;
+    }
+    return rq;
+}
+
+/* Give the iteration's probe requests back (their header holds the token). */
+static void probe_release(engineer *e)
+{
+    for (size_t i = 0; i < e->d->sc->n_rs; i++) {
+        request *rq = e->probe[i];
+        if (rq == NULL) {
+            continue;
+        }
+        e->probe[i] = NULL;
+        rq->keep = 0;
+        if (!rq->in_multi && !rq->in_done) {
+            rq_put(e->d, rq); /* else drain_done puts it */
+        }
+    }
+}
+
+/* Send server i its probe (t = now). */
+static void probe_send(engineer *e, size_t i, int64_t t)
+{
+    const tt_scenario *sc = e->d->sc;
+    tt_drill_rs_obs *o = &e->it->rs[i];
+    request *rq = probe_request(e, (int)i);
+    if (rq == NULL) {
+        fail_iter(e, "out of memory");
+        return;
+    }
+    long left_ms = (long)((e->probe_deadline_ns - t) / NS_PER_MS) + 1;
+    if (left_ms < (long)sc->request_timeout_ms) {
+        curl_easy_setopt(rq->easy, CURLOPT_TIMEOUT_MS, left_ms);
+    }
+    o->busy = 1;
+    o->probes++;
+    send_or_fail(e, rq, on_probe);
 }
 
 /* Probe every server that has not refused yet; called on the probe tick. */
@@ -1224,21 +1403,14 @@ static void probe_tick(engineer *e)
     }
     for (size_t i = 0; i < sc->n_rs; i++) {
         tt_drill_rs_obs *o = &e->it->rs[i];
-        if (o->refused_ns >= 0 || o->busy) {
-            continue; /* a slow server is not probed twice at once */
+        if (o->refused_ns >= 0) {
+            continue;
         }
-        request *rq = bearer_request(e, "probe", (int)i);
-        if (rq == NULL) {
-            fail_iter(e, "out of memory");
-            return;
+        if (o->busy) {
+            e->missed[i] = 1; /* a slow server is not probed twice at once */
+            continue;
         }
-        long left_ms = (long)((e->probe_deadline_ns - t) / NS_PER_MS) + 1;
-        if (left_ms < (long)sc->request_timeout_ms) {
-            curl_easy_setopt(rq->easy, CURLOPT_TIMEOUT_MS, left_ms);
-        }
-        o->busy = 1;
-        o->probes++;
-        send_or_fail(e, rq, on_probe);
+        probe_send(e, i, t);
         if (e->st == ST_DONE) {
             return;
         }
@@ -1274,6 +1446,13 @@ static void on_probe(request *rq, long status, CURLcode cc)
     /* The probe's instant is when it was sent: the server decided on it then. */
     if (status == sc->rs[rq->rs].accept_status) {
         o->last_accept_ns = rel(d, rq->sent_ns);
+        int64_t t = now_ns();
+        if (e->missed[rq->rs] && t < e->probe_deadline_ns) {
+            /* its tick passed while this one was in flight: catch up now
+             * rather than at the next tick, so the bracket stays short */
+            e->missed[rq->rs] = 0;
+            probe_send(e, (size_t)rq->rs, t);
+        }
         return;
     }
     o->refused_ns = rel(d, rq->sent_ns);
@@ -1348,6 +1527,7 @@ static void iter_finish(engineer *e)
         e->approval_pid = 0;
     }
     e->it->done_ns = rel(d, now_ns());
+    probe_release(e);
     wipe_str(&e->token);
     wipe_str(&e->subject_token);
     wipe_str(&e->device_code);
@@ -1407,18 +1587,57 @@ static int on_socket(CURL *h, curl_socket_t s, int what, void *ud, void *sockp)
     drill *d = ud;
     (void)h;
     (void)sockp;
+    unsigned st = s >= 0 && (size_t)s < d->n_fdst ? d->fdst[s] : 0;
     struct epoll_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.data.fd = s;
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+        if (st & FD_OURS) {
+            d->fdst[s] = (unsigned char)(st & ~FD_WATCH); /* stays registered: see FD_REG */
+        } else {
+            epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+        }
         return 0;
     }
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
-    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
-        epoll_ctl(d->epfd, EPOLL_CTL_ADD, s, &ev);
+    unsigned want = (what & CURL_POLL_IN ? FD_IN : 0) | (what & CURL_POLL_OUT ? FD_OUT : 0);
+    if (st & FD_OURS) {
+        d->fdst[s] = (unsigned char)(FD_OURS | FD_WATCH | (st & (FD_REG | FD_IN | FD_OUT)));
+        if ((st & FD_REG) && (st & (FD_IN | FD_OUT)) == want) {
+            return 0; /* already registered for exactly these events */
+        }
+    }
+    ev.events = (want & FD_IN ? EPOLLIN : 0) | (want & FD_OUT ? EPOLLOUT : 0);
+    int rc = epoll_ctl(d->epfd, st & FD_REG ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
+    if (rc != 0 && errno == ENOENT) {
+        rc = epoll_ctl(d->epfd, EPOLL_CTL_ADD, s, &ev);
+    } else if (rc != 0 && errno == EEXIST) {
+        rc = epoll_ctl(d->epfd, EPOLL_CTL_MOD, s, &ev);
+    }
+    if ((st & FD_OURS) && rc == 0) {
+        d->fdst[s] = (unsigned char)(FD_OURS | FD_WATCH | FD_REG | want);
     }
     return 0;
+}
+
+/* An event on a kept socket that curl does not watch (e.g. the server closed
+ * an idle connection): take it out of the epoll set (hangups and errors are
+ * reported even for an empty event mask) until curl wants it again; curl
+ * notices the dead connection itself before it would reuse it. Returns 1 when
+ * the event was such a one. */
+static int mute_unwatched(drill *d, int fd)
+{
+    if (fd < 0 || (size_t)fd >= d->n_fdst) {
+        return 0;
+    }
+    unsigned st = d->fdst[fd];
+    if (!(st & FD_OURS) || (st & FD_WATCH)) {
+        return 0;
+    }
+    if (st & FD_REG) {
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+    }
+    d->fdst[fd] = FD_OURS;
+    return 1;
 }
 
 static int on_timer(CURLM *m, long timeout_ms, void *ud)
@@ -1450,12 +1669,16 @@ static void drain_done(drill *d)
         if (e) {
             stale_or_count(rq);
             int stale = is_stale(rq);
+            rq->in_done = 1;
             if (!stale || rq->done == emit_done_plain) {
                 rq->done(rq, status, cc);
             } else if (rq->rs >= 0 && rq->iteration == e->iteration) {
                 e->it->rs[rq->rs].busy = 0;
             }
-            rq_put(d, rq);
+            rq->in_done = 0;
+            if (!rq->keep) {
+                rq_put(d, rq);
+            }
             if (e->st == ST_DONE && e->pending == 0 && e->ev_pending == 0 &&
                 e->iteration < (int)d->sc->iterations) {
                 iter_finish(e);
@@ -1526,17 +1749,23 @@ static void loop_run(drill *d, int (*until)(const drill *d))
         if (next <= t) {
             continue;
         }
-        struct itimerspec its;
-        memset(&its, 0, sizeof(its));
-        its.it_value.tv_sec = next / 1000000000;
-        its.it_value.tv_nsec = next % 1000000000;
-        timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+        if (next != d->timer_armed_ns) { /* still armed for the same instant: no syscall */
+            struct itimerspec its;
+            memset(&its, 0, sizeof(its));
+            its.it_value.tv_sec = next / 1000000000;
+            its.it_value.tv_nsec = next % 1000000000;
+            timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+            d->timer_armed_ns = next;
+        }
         int n = epoll_wait(d->epfd, evs, LOOP_MAX_EVENTS, 1000);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == d->tfd) {
                 uint64_t x;
                 ssize_t rr = read(d->tfd, &x, sizeof(x));
                 (void)rr;
+                continue;
+            }
+            if (mute_unwatched(d, evs[i].data.fd)) {
                 continue;
             }
             int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
@@ -1701,6 +1930,8 @@ static void drill_cleanup(drill *d)
         wipe_str(&e->token);
         wipe_str(&e->subject_token);
         wipe_str(&e->device_code);
+        free(e->probe); /* the requests themselves are in all_rq */
+        free(e->missed);
         if (e->approval_pid > 0) {
             int wst;
             kill(e->approval_pid, SIGTERM);
@@ -1709,6 +1940,7 @@ static void drill_cleanup(drill *d)
     }
     free(d->eng);
     free(d->heap);
+    free(d->fdst);
     json_decref(d->discovery);
     OPENSSL_cleanse(d->basic_client, sizeof(d->basic_client));
     OPENSSL_cleanse(d->basic_admin, sizeof(d->basic_admin));
@@ -1745,15 +1977,23 @@ int tt_drill_run(const tt_scenario *sc, const tt_drill_opts *opts, tt_drill_resu
     d->opts = opts;
     d->epfd = d->tfd = -1;
     d->curl_deadline_ns = -1;
+    d->timer_armed_ns = -1;
     size_t n_it = (size_t)sc->engineers * (size_t)sc->iterations;
     d->res = tt_drill_result_new(sc, n_it);
     d->n_eng = (size_t)sc->engineers;
     d->eng = calloc(d->n_eng, sizeof(*d->eng));
     d->heap = calloc(d->n_eng, sizeof(*d->heap));
+    struct rlimit nofile;
+    d->n_fdst = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+                        nofile.rlim_cur < (1u << 22)
+                    ? (size_t)nofile.rlim_cur
+                    : (1u << 22);
+    d->fdst = calloc(d->n_fdst, 1);
     d->multi = curl_multi_init();
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (d->res == NULL || d->eng == NULL || d->heap == NULL || d->multi == NULL || d->epfd < 0 ||
+    if (d->res == NULL || d->eng == NULL || d->heap == NULL || d->fdst == NULL ||
+        d->multi == NULL || d->epfd < 0 ||
         d->tfd < 0) {
         snprintf(err, errlen, "setup: out of memory or file descriptors");
         goto fail;
@@ -1777,6 +2017,7 @@ int tt_drill_run(const tt_scenario *sc, const tt_drill_opts *opts, tt_drill_resu
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS,
                       (long)(d->n_eng * (sc->n_rs + 2) < 100000 ? d->n_eng * (sc->n_rs + 2)
                                                                : 100000));
+    short_slice();
     run_id_new(d->res->run_id, sizeof(d->res->run_id));
     d->res->started_ms = tt_time_now_ms();
     d->base_ns = now_ns();
@@ -1811,6 +2052,12 @@ int tt_drill_run(const tt_scenario *sc, const tt_drill_opts *opts, tt_drill_resu
         e->idx = (int)i;
         e->heap_pos = SIZE_MAX;
         e->st = ST_WAIT_START;
+        e->probe = calloc(sc->n_rs, sizeof(*e->probe));
+        e->missed = calloc(sc->n_rs, 1);
+        if (e->probe == NULL || e->missed == NULL) {
+            snprintf(err, errlen, "setup: out of memory");
+            goto fail;
+        }
         int64_t offset = d->n_eng > 1 ? sc->ramp_ms * NS_PER_MS * (int64_t)i / (int64_t)d->n_eng
                                       : 0;
         schedule(e, now_ns() + offset);

@@ -2,17 +2,35 @@
 # drill_bench.sh - how exactly does `tokentrail drill` time revocation, and how
 # many simulated engineers does one core carry? Runs drills against
 # drill_bench_server (tests/bench/drill_bench_server.c), which switches each
-# token from accepted to refused at a CLOCK_MONOTONIC instant it records, and
-# the instant it received the first refused probe. Per revoked token:
-#   error      = harness's first-refusal instant - true switch instant
-#                (includes the probe-interval quantisation: 0..interval)
-#   stamp err  = server's receipt of that probe - harness's stamp of it
-#                (the harness's own timing error: loop lateness + send path)
-# Prints p50/p99 of both at a 10 ms probe interval, for growing engineer
-# counts, and the largest count whose stamp error p99 stays under 5 ms with
-# the drill pinned to one core (taskset).
+# token from accepted to refused at a CLOCK_MONOTONIC instant S it records, and
+# stamps every request's kernel arrival. Per revoked token (R = the harness's
+# first-refusal instant, i.e. its stamp of the first refused probe):
+#   error      = R - S. Includes the probe grid's quantisation (0..interval):
+#                a probe every 10 ms cannot see a switch sooner than the next
+#                tick. Not the harness's error; reported for completeness.
+#   late       = R - G, G = the first tick of the probe grid (end of access +
+#                k * interval) at or after S: what the harness adds to the
+#                error beyond that quantisation (loop lateness, skipped ticks).
+#   stamp err  = kernel arrival of a probe at the server - the harness's stamp
+#                of it, for both probes that bracket the switch (last accepted,
+#                first refused); p50/p99 of its absolute value.
+#   end lag    = the harness's end-of-access stamp - the server's revocation
+#                reply (propagation is measured from that stamp).
+#   srv lag    = the server's own delay answering the last accepted probe
+#                (arrival to reply): not the harness's, but when it exceeds
+#                the interval the next tick finds that probe still in flight
+#                and `late` grows - it tells a busy server core from a busy
+#                harness core.
+# A count is "ok" when there are no errors and late, stamp err and end lag
+# all have p99 < 5 ms. Prints the load averages around every run: other
+# processes on the same cores show up directly in these figures.
 #
 # Usage: tests/bench/drill_bench.sh [ENGINEER_COUNTS...]   (default 50 200 500 1000)
+# Env: DRILL_BENCH_ITERATIONS (5), DRILL_BENCH_REPEAT (1: runs per count),
+#      DRILL_BENCH_DELAY ("20 100": switch delay min and span, ms), TT_BIN,
+#      DRILL_BENCH_MAX_PRESSURE (e.g. 20: before each run wait, up to 120 s, until
+#      the 10 s CPU pressure average - /proc/pressure/cpu "some avg10" - is below
+#      it, so runs on a shared machine are compared at similar contention).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${TT_BIN:-$ROOT/bin/tokentrail}
@@ -20,6 +38,8 @@ WORK=$(mktemp -d /tmp/tt-drill-bench.XXXXXX)
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(50 200 500 1000)
 ITER=${DRILL_BENCH_ITERATIONS:-5}
+REPEAT=${DRILL_BENCH_REPEAT:-1}
+read -r DELAY_MIN DELAY_SPAN <<<"${DRILL_BENCH_DELAY:-20 100}"
 
 cc -O2 -Wall -o "$WORK/server" "$ROOT/tests/bench/drill_bench_server.c"
 SERVER_PID=
@@ -31,12 +51,29 @@ ncpu=$(nproc)
 DRILL_CPU=0
 SERVER_CPU=$((ncpu > 1 ? 1 : 0))
 
-printf '%-9s %-8s %-10s %-10s %-13s %-13s %-9s %s\n' engineers probes err_p50 err_p99 stamp_err_p50 stamp_err_p99 errors verdict
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+TIMEFORMAT='%U %S'
+psi() { [ -r /proc/pressure/cpu ] && echo ", cpu pressure: $(head -1 /proc/pressure/cpu | cut -d' ' -f2-3)"; }
+echo "drill bench: $(nproc) cpus, load average $(loadavg) at start$(psi)"
+printf '%-6s %-6s %-7s %-7s %-7s %-7s %-7s %-8s %-8s %-7s %-7s %-6s %-5s %-6s %-7s %s\n' engrs probes \
+    err_p50 err_p99 late50 late99 stamp50 stamp99 endlag99 probeiv srvlag99 us/req cpu% errors \
+    verdict load/psi
 best=0
-for n in "${COUNTS[@]}"; do
+fails=" "
+pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
+wait_quiet() {
+    [ -n "${DRILL_BENCH_MAX_PRESSURE:-}" ] || return 0
+    local i
+    for i in $(seq 1 240); do
+        awk -v p="$(pressure)" -v m="$DRILL_BENCH_MAX_PRESSURE" 'BEGIN { exit !(p < m) }' && return 0
+        sleep 0.5
+    done
+}
+for n in $(for c in "${COUNTS[@]}"; do for _ in $(seq 1 "$REPEAT"); do echo "$c"; done; done); do
+    wait_quiet
     # a fresh server per run so token numbers start at 0
     rm -f "$WORK/port"
-    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" 20 100 &
+    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" &
     SERVER_PID=$!
     for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
     PORT=$(cat "$WORK/port")
@@ -63,19 +100,24 @@ load:
 thresholds:
   lingering: ["count == 0"]
 YAML
-    DRILL_BENCH_SECRET=bench taskset -c "$DRILL_CPU" "$BIN" drill run -q "$WORK/bench.yaml" \
-        --out "$WORK/out-$n" >"$WORK/drill-$n.log" 2>&1 || true
+    t0=$(date +%s%N)
+    { time DRILL_BENCH_SECRET=bench taskset -c "$DRILL_CPU" "$BIN" drill run -q "$WORK/bench.yaml" \
+        --out "$WORK/out-$n" >"$WORK/drill-$n.log" 2>&1 || true; } 2>"$WORK/cpu-$n.txt"
+    t1=$(date +%s%N)
     curl -s --noproxy '*' "http://127.0.0.1:$PORT/dump" >"$WORK/dump-$n.txt"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-    line=$(python3 - "$WORK/out-$n/report.json" "$WORK/dump-$n.txt" "$n" <<'PY'
-import hashlib, json, sys
+    line=$(python3 - "$WORK/out-$n/report.json" "$WORK/dump-$n.txt" "$n" "$(cat "$WORK/cpu-$n.txt")" \
+        "$(( (t1 - t0) / 1000 ))" <<'PY'
+import hashlib, json, math, sys
 rep = json.load(open(sys.argv[1]))
 base = rep["mono_base_ns"]
+iv = 10.0  # ms, as in the scenario
 truth = {}
 for l in open(sys.argv[2]):
-    i, sw, rx = map(int, l.split())
-    truth["sha256:" + hashlib.sha256(f"tok{i}".encode()).hexdigest()] = (sw, rx)
-err, stamp, probes, errors = [], [], 0, 0
+    i, sw, rx, acc, rtx, atx = map(int, l.split())
+    truth["sha256:" + hashlib.sha256(f"tok{i}".encode()).hexdigest()] = (sw, rx, acc, rtx, atx)
+ms = lambda ns: ns / 1e6
+err, late, stamp, endlag, spacing, srvlag, probes, errors = [], [], [], [], [], [], 0, 0
 for it in rep["iterations"]:
     if it["error"]:
         errors += 1
@@ -83,12 +125,21 @@ for it in rep["iterations"]:
     o = it["resource_servers"]["rs"]
     probes += o["probes"]
     t = truth.get(it["token_id"])
-    if t is None or o["refused_ms"] is None:
+    if t is None or o["refused_ms"] is None or not t[1]:
         errors += 1
         continue
-    ref = base + round(o["refused_ms"] * 1e6)
-    err.append((ref - t[0]) / 1e6)
-    stamp.append((t[1] - ref) / 1e6)
+    sw, rx, acc, rtx, atx = (ms(x - base) if x else None for x in t)
+    r, end = o["refused_ms"], it["end_ms"]
+    err.append(r - sw)
+    g = end + max(0, math.ceil((sw - end) / iv - 1e-9)) * iv
+    late.append(r - g)
+    stamp.append(abs(rx - r))
+    if acc is not None and o["last_accept_ms"] is not None:
+        stamp.append(abs(acc - o["last_accept_ms"]))
+        spacing.append(r - o["last_accept_ms"])
+        srvlag.append(atx - acc)
+    if rtx is not None:
+        endlag.append(end - rtx)
 def pct(v, p):
     v = sorted(v)
     if not v:
@@ -97,13 +148,29 @@ def pct(v, p):
     lo = int(r)
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (r - lo)
-ok = errors == 0 and pct(stamp, 99) < 5 and pct(err, 99) < 15
-print(f"{sys.argv[3]:<9} {probes:<8} {pct(err,50):<10.2f} {pct(err,99):<10.2f} "
-      f"{pct(stamp,50):<13.3f} {pct(stamp,99):<13.3f} {errors:<9} {'ok' if ok else 'over'}")
+ok = errors == 0 and all(pct(x, 99) < 5 for x in (late, stamp, endlag))
+# the drill's CPU time (whole process: setup and reports too) per HTTP request
+# (token, first use, revocation, probes) and its share of the wall-clock time
+cpu = sum(float(x) for x in sys.argv[4].split())
+nreq = probes + 3 * len(rep["iterations"])
+us_req = cpu * 1e6 / max(nreq, 1)
+busy = cpu * 1e6 / max(int(sys.argv[5]), 1) * 100
+print(f"{sys.argv[3]:<6} {probes:<6} {pct(err,50):<7.2f} {pct(err,99):<7.2f} "
+      f"{pct(late,50):<7.2f} {pct(late,99):<7.2f} {pct(stamp,50):<7.3f} {pct(stamp,99):<8.3f} "
+      f"{pct(endlag,99):<8.2f} {pct(spacing,99):<7.2f} {pct(srvlag,99):<7.2f} {us_req:<6.1f} "
+      f"{busy:<5.0f} {errors:<6} "
+      f"{'ok' if ok else 'over'}")
 PY
 )
-    echo "$line"
-    case $line in *" ok") best=$n ;; esac
+    echo "$line    $(loadavg) psi=$(pressure)"
+    case $line in *" ok") ;; *) fails="$fails$n " ;; esac
 done
-echo "drill bench: probe interval 10 ms, ${ITER} iterations per engineer, drill pinned to cpu $DRILL_CPU, server on cpu $SERVER_CPU"
-echo "drill bench: largest engineer count with stamp error p99 < 5 ms and no errors: $best"
+for c in "${COUNTS[@]}"; do
+    case $fails in *" $c "*) ;; *) [ "$c" -le "$best" ] || best=$c ;; esac
+done
+echo "drill bench: probe interval 10 ms, ${ITER} iterations per engineer, switch ${DELAY_MIN}-$((DELAY_MIN + DELAY_SPAN)) ms after the revocation, drill pinned to cpu $DRILL_CPU, server on cpu $SERVER_CPU"
+echo "drill bench: load average $(loadavg) at the end$(psi)"
+echo "drill bench: columns in ms; probeiv = p99 of (first refused - last accepted probe), the bracket the"
+echo "             switch lies in; srvlag99 = p99 server delay answering the last accepted probe;"
+echo "             us/req = drill CPU time per HTTP request; cpu% = drill CPU / wall time"
+echo "drill bench: largest engineer count with late, stamp err and end lag p99 < 5 ms in every run and no errors: $best"

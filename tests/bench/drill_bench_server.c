@@ -4,10 +4,19 @@
  * refuses them, and records that instant and when it received the first
  * refused request, so the harness's measurement error is measured - true.
  *
+ * "Received" is the kernel's arrival stamp of the request (SO_TIMESTAMPNS,
+ * taken on loopback while the sender is still in send()), mapped to
+ * CLOCK_MONOTONIC, and the accept/refuse decision is made on that stamp too: a
+ * server that is scheduled late (this one shares its core with whatever else
+ * runs) neither shifts the truth nor adds to the harness's measured error.
+ *
  *   POST /token       -> {"access_token":"tokN","expires_in":300,"scope":"a"}
- *   POST /revoke      token=tokN: switch_ns = now + delay(N), 200
- *   GET  /rs          Authorization: Bearer tokN: 200 before switch_ns, else 401
- *   GET  /dump        "N switch_ns first_refused_rx_ns" per revoked token
+ *   POST /revoke      token=tokN: switch_ns = arrival + delay(N), 200
+ *   GET  /rs          Authorization: Bearer tokN: 200 if it arrived before
+ *                     switch_ns, else 401
+ *   GET  /dump        per revoked token: "N switch_ns first_refused_rx_ns
+ *                     last_accepted_rx_ns revoke_reply_ns last_accepted_reply_ns"
+ *                     (0: none; a reply instant is taken after its write())
  *
  * Usage: drill_bench_server PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS] */
 #define _GNU_SOURCE
@@ -21,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,16 +43,32 @@ typedef struct conn {
     size_t len;
 } conn;
 
-static int64_t *switch_ns, *refused_rx_ns;
+static int64_t *switch_ns, *refused_rx_ns, *accepted_rx_ns, *accepted_tx_ns, *revoke_tx_ns;
 static long n_tokens;
 static conn *conns[MAX_FDS];
 static int64_t delay_min_ms = 20, delay_span_ms = 100;
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
 
 static int64_t mono(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ts_ns(&ts);
+}
+
+/* A CLOCK_REALTIME kernel stamp as CLOCK_MONOTONIC: the offset is read now,
+ * so only clock slewing during the last few milliseconds could distort it. */
+static int64_t real_to_mono(int64_t real_ns)
+{
+    struct timespec m1, r, m2;
+    clock_gettime(CLOCK_MONOTONIC, &m1);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &m2);
+    return real_ns - ts_ns(&r) + (ts_ns(&m1) + ts_ns(&m2)) / 2;
 }
 
 static void reply(int fd, int status, const char *body)
@@ -69,12 +95,14 @@ static long token_num(const char *p)
 
 static void dump(int fd)
 {
-    size_t cap = (size_t)n_tokens * 64 + 64, len = 0;
+    size_t cap = (size_t)n_tokens * 136 + 64, len = 0;
     char *body = malloc(cap);
     for (long i = 0; i < n_tokens; i++) {
         if (switch_ns[i]) {
-            len += (size_t)snprintf(body + len, cap - len, "%ld %lld %lld\n", i,
-                                    (long long)switch_ns[i], (long long)refused_rx_ns[i]);
+            len += (size_t)snprintf(body + len, cap - len, "%ld %lld %lld %lld %lld %lld\n", i,
+                                    (long long)switch_ns[i], (long long)refused_rx_ns[i],
+                                    (long long)accepted_rx_ns[i], (long long)revoke_tx_ns[i],
+                                    (long long)accepted_tx_ns[i]);
         }
     }
     char hdr[128];
@@ -91,8 +119,9 @@ static void dump(int fd)
     free(body);
 }
 
-/* Handle every complete request in c->in. Returns -1 to close. */
-static int handle(int fd, conn *c)
+/* Handle every complete request in c->in; rx = arrival of the last bytes
+ * read (one request at a time on a keep-alive connection). Returns -1 to close. */
+static int handle(int fd, conn *c, int64_t rx)
 {
     for (;;) {
         c->in[c->len] = '\0';
@@ -109,7 +138,7 @@ static int handle(int fd, conn *c)
         if (c->len < hlen + blen) {
             return 0;
         }
-        int64_t now = mono();
+        int64_t now = rx;
         char save = c->in[hlen + blen];
         c->in[hlen + blen] = '\0';
         if (strncmp(c->in, "POST /token", 11) == 0) {
@@ -124,8 +153,11 @@ static int handle(int fd, conn *c)
             if (n >= 0 && n < n_tokens && switch_ns[n] == 0) {
                 /* a spread of delays so probe phases vary */
                 switch_ns[n] = now + (delay_min_ms + (n * 37) % (delay_span_ms + 1)) * 1000000;
+                reply(fd, 200, "{}");
+                revoke_tx_ns[n] = mono(); /* the end of access as the harness sees it */
+            } else {
+                reply(fd, 200, "{}");
             }
-            reply(fd, 200, "{}");
         } else if (strncmp(c->in, "GET /rs", 7) == 0) {
             long n = token_num(c->in);
             int ok = n >= 0 && n < n_tokens && (switch_ns[n] == 0 || now < switch_ns[n]);
@@ -133,6 +165,10 @@ static int handle(int fd, conn *c)
                 refused_rx_ns[n] = now;
             }
             reply(fd, ok ? 200 : 401, ok ? "{\"ok\":true}" : "{\"error\":\"invalid_token\"}");
+            if (ok && n >= 0 && n < n_tokens && switch_ns[n] != 0) {
+                accepted_rx_ns[n] = now; /* the last one accepted after the revocation */
+                accepted_tx_ns[n] = mono(); /* and when it was answered */
+            }
         } else if (strncmp(c->in, "GET /dump", 9) == 0) {
             dump(fd);
         } else {
@@ -156,6 +192,9 @@ int main(int argc, char **argv)
     }
     switch_ns = calloc(MAX_TOKENS, sizeof(*switch_ns));
     refused_rx_ns = calloc(MAX_TOKENS, sizeof(*refused_rx_ns));
+    accepted_rx_ns = calloc(MAX_TOKENS, sizeof(*accepted_rx_ns));
+    accepted_tx_ns = calloc(MAX_TOKENS, sizeof(*accepted_tx_ns));
+    revoke_tx_ns = calloc(MAX_TOKENS, sizeof(*revoke_tx_ns));
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -185,6 +224,7 @@ int main(int argc, char **argv)
                         continue;
                     }
                     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    setsockopt(c, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
                     conns[c] = calloc(1, sizeof(conn));
                     struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
@@ -192,8 +232,26 @@ int main(int argc, char **argv)
                 continue;
             }
             conn *c = conns[fd];
-            ssize_t r = read(fd, c->in + c->len, BUF_MAX - 1 - c->len);
-            if (r <= 0 || (c->len += (size_t)r, handle(fd, c) != 0)) {
+            struct iovec iov = {.iov_base = c->in + c->len, .iov_len = BUF_MAX - 1 - c->len};
+            union {
+                char buf[CMSG_SPACE(sizeof(struct timespec))];
+                struct cmsghdr align;
+            } cm;
+            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                                .msg_controllen = sizeof(cm.buf)};
+            ssize_t r = recvmsg(fd, &mh, 0);
+            int64_t rx = 0;
+            for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); r > 0 && h; h = CMSG_NXTHDR(&mh, h)) {
+                if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+                    struct timespec ts;
+                    memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+                    rx = real_to_mono(ts_ns(&ts));
+                }
+            }
+            if (rx == 0) {
+                rx = mono(); /* no kernel stamp: the read is the next best */
+            }
+            if (r <= 0 || (c->len += (size_t)r, handle(fd, c, rx) != 0)) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
                 close(fd);
                 free(c);
