@@ -13,6 +13,7 @@ typedef struct scan {
     const char *p, *end;
     char *out; /* next free byte of the arena */
     const char *why;
+    size_t n; /* length of the string str() decoded last */
 } scan;
 
 static void ws(scan *s)
@@ -73,6 +74,31 @@ static char *put_utf8(char *o, unsigned cp)
     return o;
 }
 
+/* The first '"' or backslash in [p, end), or end. Eight bytes at a time
+ * (SWAR: a byte equal to c makes (x ^ c*ONES) have a zero byte, and the
+ * lowest flagged zero byte is exact), then byte by byte: keys and values are
+ * short, and this beats two memchr calls per string. */
+static const char *quote_or_escape(const char *p, const char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t m = ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
+        if (m != 0) {
+            return p + (__builtin_ctzll(m) >> 3);
+        }
+        p += 8;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\') {
+        p++;
+    }
+    return p;
+}
+
 /* Decode a JSON string into the arena (NUL-terminated). The decoded form is
  * never longer than the quoted source, so an arena of body length + 1 bytes
  * always suffices. */
@@ -86,20 +112,20 @@ static int str(scan *s, const char **out)
     s->p++;
     const char *start = s->p;
     /* Fast path: a run without escapes is copied in one go. */
-    const char *q = memchr(s->p, '"', (size_t)(s->end - s->p));
-    if (q == NULL) {
+    const char *q = quote_or_escape(s->p, s->end);
+    if (q == s->end || (*q != '"' && memchr(q, '"', (size_t)(s->end - q)) == NULL)) {
         s->why = "unterminated string";
         return -1;
     }
-    const char *bs = memchr(s->p, '\\', (size_t)(q - s->p));
     char *o = s->out;
-    if (bs == NULL) {
+    if (*q == '"') {
         size_t n = (size_t)(q - start);
         memcpy(o, start, n);
         o[n] = '\0';
         *out = o;
         s->out = o + n + 1;
         s->p = q + 1;
+        s->n = n;
         return 0;
     }
     *out = o;
@@ -149,9 +175,27 @@ static int str(scan *s, const char **out)
         return -1;
     }
     s->p++;
+    s->n = (size_t)(o - *out);
     *o++ = '\0';
     s->out = o;
     return 0;
+}
+
+/* Move s->p from just after an opening quote to its closing quote. -1 when
+ * the string is unterminated. Canonical bodies rarely hold escapes, so the
+ * common case is one plain scan. */
+static int to_close_quote(scan *s)
+{
+    const char *q = quote_or_escape(s->p, s->end);
+    if (q < s->end && *q == '"') {
+        s->p = q;
+        return 0;
+    }
+    /* escapes, or unterminated (the loop leaves p where errors report it) */
+    while (s->p < s->end && *s->p != '"') {
+        s->p += *s->p == '\\' ? 2 : 1;
+    }
+    return s->p < s->end ? 0 : -1;
 }
 
 /* Skip any JSON value. */
@@ -165,10 +209,7 @@ static int skip(scan *s, int depth)
     char c = *s->p;
     if (c == '"') {
         s->p++;
-        while (s->p < s->end && *s->p != '"') {
-            s->p += *s->p == '\\' ? 2 : 1;
-        }
-        if (s->p >= s->end) {
+        if (to_close_quote(s) != 0) {
             s->why = "unterminated string";
             return -1;
         }
@@ -245,7 +286,7 @@ static int ts(scan *s, int64_t *out)
     if (str(s, &v) != 0) {
         return -1;
     }
-    if (tt_time_parse_rfc3339(v, strlen(v), out) != 0) {
+    if (tt_time_parse_rfc3339(v, s->n, out) != 0) {
         s->why = "bad timestamp";
         return -1;
     }
@@ -264,10 +305,7 @@ static int raw_key(scan *s, const char **k, size_t *kl)
         return -1;
     }
     const char *start = ++s->p;
-    while (s->p < s->end && *s->p != '"') {
-        s->p += *s->p == '\\' ? 2 : 1;
-    }
-    if (s->p >= s->end) {
+    if (to_close_quote(s) != 0) {
         s->why = "unterminated key";
         return -1;
     }
@@ -354,7 +392,7 @@ int tt_aev_scan(const char *body, size_t len, tt_aev *ev, tt_aev_scratch *sc, ch
         sc->arena = a;
         sc->cap = cap;
     }
-    scan s = {body, body + len, sc->arena, NULL};
+    scan s = {body, body + len, sc->arena, NULL, 0};
     const char *type = NULL;
     int rc = expect(&s, '{');
     while (rc == 0) {
@@ -435,19 +473,24 @@ static size_t slen(const char *s)
     return s ? strlen(s) + 1 : 0;
 }
 
-static char *put(char **o, const char *s)
+/* Copy s to *o if it fits before end (else set *full); NULL stays NULL. */
+static const char *put(char **o, const char *end, const char *s, int *full)
 {
-    if (s == NULL) {
+    if (s == NULL || *full) {
         return NULL;
     }
     size_t n = strlen(s) + 1;
+    if (n > (size_t)(end - *o)) {
+        *full = 1;
+        return NULL;
+    }
     char *r = *o;
     memcpy(r, s, n);
     *o += n;
     return r;
 }
 
-tt_aev *tt_aev_clone(const tt_aev *ev)
+size_t tt_aev_clone_size(const tt_aev *ev)
 {
     size_t need = sizeof(tt_aev) + (ev->n_scopes + ev->n_services) * sizeof(char *);
     need += slen(ev->source) + slen(ev->id) + slen(ev->token_id) + slen(ev->client_id) +
@@ -458,28 +501,44 @@ tt_aev *tt_aev_clone(const tt_aev *ev)
     for (size_t i = 0; i < ev->n_services; i++) {
         need += slen(ev->services[i]);
     }
+    return need;
+}
+
+tt_aev *tt_aev_clone(const tt_aev *ev)
+{
+    size_t need = tt_aev_clone_size(ev);
     tt_aev *c = malloc(need);
-    if (c == NULL) {
+    return c ? tt_aev_clone_into(ev, c, need, 0) : NULL;
+}
+
+tt_aev *tt_aev_clone_into(const tt_aev *ev, void *mem, size_t cap, int pooled)
+{
+    size_t head = sizeof(tt_aev) + (ev->n_scopes + ev->n_services) * sizeof(char *);
+    if (cap < head) {
         return NULL;
     }
+    tt_aev *c = mem;
     *c = *ev;
+    c->pooled = pooled;
     const char **lists = (const char **)(c + 1);
-    char *o = (char *)(lists + ev->n_scopes + ev->n_services);
-    c->source = put(&o, ev->source);
-    c->id = put(&o, ev->id);
-    c->token_id = put(&o, ev->token_id);
-    c->client_id = put(&o, ev->client_id);
-    c->subject = put(&o, ev->subject);
-    c->incident_id = put(&o, ev->incident_id);
+    char *o = (char *)mem + head;
+    const char *end = (const char *)mem + cap;
+    int full = 0;
+    c->source = put(&o, end, ev->source, &full);
+    c->id = put(&o, end, ev->id, &full);
+    c->token_id = put(&o, end, ev->token_id, &full);
+    c->client_id = put(&o, end, ev->client_id, &full);
+    c->subject = put(&o, end, ev->subject, &full);
+    c->incident_id = put(&o, end, ev->incident_id, &full);
     c->scopes = ev->n_scopes ? lists : NULL;
     for (size_t i = 0; i < ev->n_scopes; i++) {
-        lists[i] = put(&o, ev->scopes[i]);
+        lists[i] = put(&o, end, ev->scopes[i], &full);
     }
     c->services = ev->n_services ? lists + ev->n_scopes : NULL;
     for (size_t i = 0; i < ev->n_services; i++) {
-        lists[ev->n_scopes + i] = put(&o, ev->services[i]);
+        lists[ev->n_scopes + i] = put(&o, end, ev->services[i], &full);
     }
-    return c;
+    return full ? NULL : c;
 }
 
 void tt_aev_ref(const tt_aev *ev, char *out, size_t outlen)

@@ -34,6 +34,7 @@ typedef struct tt_aev {
     const char **services; /* incident.opened */
     size_t n_services;
     int saved;     /* tt_engine's: this buffered event is in the checkpoint */
+    int pooled;    /* tt_engine's: the copy is a block of its free list */
     uint64_t hash; /* tt_engine's: hash of (source, id) for duplicate detection */
 } tt_aev;
 
@@ -56,6 +57,14 @@ void tt_aev_scratch_free(tt_aev_scratch *sc);
 
 /* A self-contained copy in one allocation (free with free()). NULL when out of memory. */
 tt_aev *tt_aev_clone(const tt_aev *ev);
+
+/* Bytes a self-contained copy of ev takes. */
+size_t tt_aev_clone_size(const tt_aev *ev);
+
+/* Write that copy into mem (cap bytes, aligned for tt_aev), setting its
+ * `pooled` field, in one pass; returns mem as a tt_aev, or NULL when the copy
+ * needs more than cap bytes (mem then holds garbage). */
+tt_aev *tt_aev_clone_into(const tt_aev *ev, void *mem, size_t cap, int pooled);
 
 /* Write "source/id" into out (evidence references). */
 void tt_aev_ref(const tt_aev *ev, char *out, size_t outlen);

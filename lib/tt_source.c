@@ -2,11 +2,27 @@
 #include "tt_source.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
+
+/* Read-ahead: during a poll a helper thread steps the query and copies rows
+ * into PF_BLOCKS blocks of about PF_BLOCK_BYTES while the caller's thread
+ * runs the callback on the previous block, so reading the store and
+ * analysing it use two cores. Rows are framed as [int64 seq][uint64 len]
+ * [body][NUL], padded to 8 bytes. */
+#define PF_BLOCKS 4
+#define PF_BLOCK_BYTES (64 * 1024)
+
+typedef struct pf_block {
+    char *buf;
+    size_t cap, len;
+    int full; /* filled, owned by the consumer until it clears this */
+    int last; /* the producer stopped after this block */
+} pf_block;
 
 typedef struct sqlite_source {
     tt_source base; /* first: a tt_source * is a sqlite_source * */
@@ -14,7 +30,133 @@ typedef struct sqlite_source {
     sqlite3_stmt *next;
     sqlite3_stmt *max;
     int64_t after; /* last delivered seq */
+    /* read-ahead, used only inside sq_poll */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sync_ok; /* mu and cv initialised */
+    pf_block blk[PF_BLOCKS];
+    int stop;  /* consumer: stop reading */
+    int pf_rc; /* producer: the last sqlite3_step result (or SQLITE_NOMEM) */
 } sqlite_source;
+
+/* Append one row to b, growing it through a temporary. 0 or -1 (out of memory). */
+static int pf_put(pf_block *b, int64_t seq, const void *body, size_t len)
+{
+    size_t need = (16 + len + 1 + 7) & ~(size_t)7;
+    if (b->len + need > b->cap) {
+        size_t cap = b->len + need > PF_BLOCK_BYTES * 2 ? b->len + need : PF_BLOCK_BYTES * 2;
+        char *nb = realloc(b->buf, cap);
+        if (nb == NULL) {
+            return -1;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    char *o = b->buf + b->len;
+    uint64_t l = len;
+    memcpy(o, &seq, 8);
+    memcpy(o + 8, &l, 8);
+    if (len > 0) {
+        memcpy(o + 16, body, len);
+    }
+    o[16 + len] = '\0';
+    b->len += need;
+    return 0;
+}
+
+/* The helper thread: fill blocks in turn until the query ends, fails, or the
+ * consumer says stop. */
+static void *pf_main(void *arg)
+{
+    sqlite_source *s = arg;
+    for (size_t i = 0;; i = (i + 1) % PF_BLOCKS) {
+        pf_block *b = &s->blk[i];
+        pthread_mutex_lock(&s->mu);
+        while (b->full && !s->stop) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) {
+            return NULL;
+        }
+        b->len = 0;
+        int rc = SQLITE_ROW;
+        while (b->len < PF_BLOCK_BYTES) {
+            rc = sqlite3_step(s->next);
+            if (rc != SQLITE_ROW) {
+                break;
+            }
+            /* blob, not text: the bytes as stored, no conversion; NULL reads as "" */
+            const void *body = sqlite3_column_blob(s->next, 1);
+            size_t len = (size_t)sqlite3_column_bytes(s->next, 1);
+            if (pf_put(b, sqlite3_column_int64(s->next, 0), body, body ? len : 0) != 0) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+        }
+        pthread_mutex_lock(&s->mu);
+        b->full = 1;
+        b->last = rc != SQLITE_ROW;
+        s->pf_rc = rc;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        if (rc != SQLITE_ROW) {
+            return NULL;
+        }
+    }
+}
+
+/* sq_poll with read-ahead. Returns the count, -2 when a failed row copy
+ * (out of memory) ended it, or -3 when the helper thread could not start
+ * (nothing read: the caller reads directly). *rc gets the last step result. */
+static int64_t pf_poll(sqlite_source *s, tt_source_cb cb, void *ctx, int *rc)
+{
+    for (int i = 0; i < PF_BLOCKS; i++) {
+        s->blk[i].full = s->blk[i].last = 0;
+    }
+    s->stop = 0;
+    s->pf_rc = SQLITE_DONE;
+    pthread_t th;
+    if (pthread_create(&th, NULL, pf_main, s) != 0) {
+        return -3;
+    }
+    int64_t n = 0;
+    int stopped = 0;
+    for (size_t i = 0;; i = (i + 1) % PF_BLOCKS) {
+        pf_block *b = &s->blk[i];
+        pthread_mutex_lock(&s->mu);
+        while (!b->full) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        pthread_mutex_unlock(&s->mu);
+        for (size_t off = 0; off < b->len;) {
+            int64_t seq;
+            uint64_t len;
+            memcpy(&seq, b->buf + off, 8);
+            memcpy(&len, b->buf + off + 8, 8);
+            if (cb(ctx, b->buf + off + 16, (size_t)len, seq) != 0) {
+                stopped = 1;
+                break;
+            }
+            s->after = seq;
+            n++;
+            off += (16 + (size_t)len + 1 + 7) & ~(size_t)7;
+        }
+        int last = b->last;
+        pthread_mutex_lock(&s->mu);
+        b->full = 0;
+        s->stop = stopped;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        if (stopped || last) {
+            break;
+        }
+    }
+    pthread_join(th, NULL);
+    *rc = stopped ? SQLITE_DONE : s->pf_rc;
+    return *rc == SQLITE_NOMEM ? -2 : n;
+}
 
 static int64_t sq_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, char *err,
                        size_t errlen)
@@ -22,8 +164,17 @@ static int64_t sq_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, c
     sqlite_source *s = (sqlite_source *)src;
     sqlite3_bind_int64(s->next, 1, s->after);
     sqlite3_bind_int64(s->next, 2, (sqlite3_int64)max);
-    int64_t n = 0;
     int rc;
+    int64_t n = s->sync_ok ? pf_poll(s, cb, ctx, &rc) : -3;
+    if (n == -2) {
+        snprintf(err, errlen, "reading events: out of memory");
+        sqlite3_reset(s->next);
+        return -1;
+    }
+    if (n >= 0) {
+        goto done;
+    }
+    n = 0;
     for (;;) {
         rc = sqlite3_step(s->next);
         if (rc != SQLITE_ROW) {
@@ -39,6 +190,7 @@ static int64_t sq_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, c
         s->after = seq;
         n++;
     }
+done:
     if (rc != SQLITE_DONE) {
         snprintf(err, errlen, "reading events: %s", sqlite3_errmsg(s->db));
         n = -1;
@@ -89,6 +241,13 @@ static void sq_close(tt_source *src)
     sqlite3_finalize(s->next);
     sqlite3_finalize(s->max);
     sqlite3_close(s->db);
+    for (int i = 0; i < PF_BLOCKS; i++) {
+        free(s->blk[i].buf);
+    }
+    if (s->sync_ok) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
     free(s);
 }
 
@@ -102,7 +261,18 @@ tt_source *tt_source_sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     s->base.ops = &sqlite_ops;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (pthread_mutex_init(&s->mu, NULL) == 0) {
+        if (pthread_cond_init(&s->cv, NULL) == 0) {
+            s->sync_ok = 1; /* else polls read on the caller's thread */
+        } else {
+            pthread_mutex_destroy(&s->mu);
+        }
+    }
+    /* NOMUTEX: the connection is used by one thread at a time (during a poll
+     * only the read-ahead thread touches it, and sq_poll joins that thread
+     * before anything else does), so SQLite's per-call locking is pure cost. */
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open database: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sq_close(&s->base);

@@ -24,6 +24,10 @@ run() { # label extra-args
     local work=$DIR/run.db
     cp "$DB" "$work"
     rm -f "$work-wal" "$work-shm"
+    # flush the copy first: otherwise the run's first fsync writes back the
+    # whole multi-GB copy and the figure measures the disk, not the analyzer
+    sync
+    uptime | sed 's/.*load/  load/'
     /usr/bin/time -f '%e %M' -o "$DIR/time" "$BIN" analyze --db "$work" --policy "$DIR/policy.yaml" \
         --once --format json --as-of 2026-11-22T07:00:00Z "$@" >"$DIR/findings.ndjson" 2>"$DIR/log" || true
     read -r secs kib < <(tail -n 1 "$DIR/time")

@@ -637,6 +637,54 @@ START_TEST(aev_scan_canonical_and_escapes)
 }
 END_TEST
 
+/* The scanner looks for the closing quote 8 bytes at a time: a quote or an
+ * escape at every offset of a string (and a key) must still be found, and a
+ * copy must refuse a block it does not fit in. */
+START_TEST(aev_scan_quote_at_every_offset)
+{
+    tt_aev_scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    for (int len = 0; len < 24; len++) {
+        for (int esc = -1; esc < len; esc++) {
+            char id[64], want[64], body[512];
+            size_t o = 0, w = 0;
+            for (int i = 0; i < len; i++) {
+                if (i == esc) {
+                    id[o++] = '\\';
+                    id[o++] = '"';
+                    want[w++] = '"';
+                } else {
+                    id[o++] = (char)('a' + i % 26);
+                    want[w++] = (char)('a' + i % 26);
+                }
+            }
+            id[o] = want[w] = '\0';
+            snprintf(body, sizeof(body),
+                     "{\"id\":\"%s\",\"source\":\"s\",\"type\":\"incident.opened\","
+                     "\"time\":\"2026-11-22T07:00:00.000Z\",\"x%.*s\":\"%s\","
+                     "\"data\":{\"incident_id\":\"%s\"}}",
+                     id, len, "abcdefghijklmnopqrstuvwxyz", id, id);
+            tt_aev ev;
+            char err[256];
+            ck_assert_msg(tt_aev_scan(body, strlen(body), &ev, &sc, err, sizeof(err)) == 0,
+                          "%s: %s", body, err);
+            ck_assert_str_eq(ev.id, want);
+            ck_assert_str_eq(ev.incident_id, want);
+            size_t need = tt_aev_clone_size(&ev);
+            char *mem = malloc(need);
+            ck_assert_ptr_null(tt_aev_clone_into(&ev, mem, need - 1, 0));
+            tt_aev *c = tt_aev_clone_into(&ev, mem, need, 1);
+            ck_assert_ptr_nonnull(c);
+            ck_assert_str_eq(c->id, want);
+            ck_assert_str_eq(c->source, "s");
+            ck_assert_int_eq(c->pooled, 1);
+            free(mem);
+        }
+    }
+    tt_aev_scratch_free(&sc);
+}
+END_TEST
+
 static const char *const bad_bodies[] = {
     "",
     "[]",
@@ -648,6 +696,8 @@ static const char *const bad_bodies[] = {
     "{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\","
     "\"data\":{\"token_id\":\"t\"",
     "{\"id\":\"a\\q\"}",
+    "{\"id\":\"a\\\"",                 /* an escaped quote is not the end */
+    "{\"id\":\"abcdefghijklmnop\\\"}", /* nor after the first 8-byte word */
     "{\"id\":\"a\"} trailing",
 };
 
@@ -676,6 +726,7 @@ Suite *tt_engine_suite(void)
     tcase_add_test(tc, engine_ids_are_deterministic_and_distinct);
     tcase_add_test(tc, engine_lingering_gauge);
     tcase_add_test(tc, aev_scan_canonical_and_escapes);
+    tcase_add_test(tc, aev_scan_quote_at_every_offset);
     tcase_add_loop_test(tc, aev_scan_rejects, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));
     suite_add_tcase(s, tc);
     return s;
