@@ -21,6 +21,20 @@ static void init_table(void)
     __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
+/* Appends n bytes. Serialising one event makes ~60 small appends; this is
+ * tt_buf_add's common case (room already reserved, under max) inline, which
+ * roughly halves tt_json_dump's cost. Same contract as tt_buf_add. */
+static inline int put(tt_buf *out, const void *p, size_t n)
+{
+    if (n < out->cap - out->len && n <= out->max - out->len) {
+        memcpy(out->data + out->len, p, n);
+        out->len += n;
+        out->data[out->len] = '\0';
+        return 0;
+    }
+    return tt_buf_add(out, p, n);
+}
+
 static int dump_string(const char *s, size_t len, tt_buf *out)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -30,12 +44,12 @@ static int dump_string(const char *s, size_t len, tt_buf *out)
     }
     /* The usual case, nothing to escape: the whole string in one copy. */
     if (first == len) {
-        if (tt_buf_add(out, "\"", 1) != 0 || tt_buf_add(out, s, len) != 0) {
+        if (put(out, "\"", 1) != 0 || put(out, s, len) != 0) {
             return -1;
         }
-        return tt_buf_add(out, "\"", 1);
+        return put(out, "\"", 1);
     }
-    if (tt_buf_add(out, "\"", 1) != 0) {
+    if (put(out, "\"", 1) != 0) {
         return -1;
     }
     size_t run = 0;
@@ -45,7 +59,7 @@ static int dump_string(const char *s, size_t len, tt_buf *out)
             continue;
         }
         /* Copy the plain run before this byte in one go. */
-        if (tt_buf_add(out, s + run, i - run) != 0) {
+        if (put(out, s + run, i - run) != 0) {
             return -1;
         }
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -66,15 +80,15 @@ static int dump_string(const char *s, size_t len, tt_buf *out)
             esc[5] = hex[c & 15];
             n = 6;
         }
-        if (tt_buf_add(out, esc, n) != 0) {
+        if (put(out, esc, n) != 0) {
             return -1;
         }
         run = i + 1;
     }
-    if (tt_buf_add(out, s + run, len - run) != 0) {
+    if (put(out, s + run, len - run) != 0) {
         return -1;
     }
-    return tt_buf_add(out, "\"", 1);
+    return put(out, "\"", 1);
 }
 
 /* Decimal, as "%" JSON_INTEGER_FORMAT prints it, without printf's cost. */
@@ -92,7 +106,7 @@ static int dump_integer(json_int_t v, tt_buf *out)
     if (v < 0) {
         *--p = '-';
     }
-    return tt_buf_add(out, p, (size_t)(end - p));
+    return put(out, p, (size_t)(end - p));
 }
 
 static int dump_real(double d, tt_buf *out)
@@ -123,7 +137,7 @@ static int dump_real(double d, tt_buf *out)
         memmove(dst, src, strlen(src) + 1);
         n = (int)strlen(tmp);
     }
-    return tt_buf_add(out, tmp, (size_t)n);
+    return put(out, tmp, (size_t)n);
 }
 
 static int dump(const json_t *v, tt_buf *out, int depth)
@@ -133,7 +147,7 @@ static int dump(const json_t *v, tt_buf *out, int depth)
     }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
-        if (tt_buf_add(out, "{", 1) != 0) {
+        if (put(out, "{", 1) != 0) {
             return -1;
         }
         const char *key;
@@ -141,27 +155,27 @@ static int dump(const json_t *v, tt_buf *out, int depth)
         json_t *val;
         int first = 1;
         json_object_keylen_foreach((json_t *)(uintptr_t)v, key, key_len, val) {
-            if ((!first && tt_buf_add(out, ",", 1) != 0) ||
-                dump_string(key, key_len, out) != 0 || tt_buf_add(out, ":", 1) != 0 ||
+            if ((!first && put(out, ",", 1) != 0) ||
+                dump_string(key, key_len, out) != 0 || put(out, ":", 1) != 0 ||
                 dump(val, out, depth + 1) != 0) {
                 return -1;
             }
             first = 0;
         }
-        return tt_buf_add(out, "}", 1);
+        return put(out, "}", 1);
     }
     case JSON_ARRAY: {
-        if (tt_buf_add(out, "[", 1) != 0) {
+        if (put(out, "[", 1) != 0) {
             return -1;
         }
         size_t i;
         json_t *val;
         json_array_foreach(v, i, val) {
-            if ((i > 0 && tt_buf_add(out, ",", 1) != 0) || dump(val, out, depth + 1) != 0) {
+            if ((i > 0 && put(out, ",", 1) != 0) || dump(val, out, depth + 1) != 0) {
                 return -1;
             }
         }
-        return tt_buf_add(out, "]", 1);
+        return put(out, "]", 1);
     }
     case JSON_STRING:
         return dump_string(json_string_value(v), json_string_length(v), out);
@@ -170,11 +184,11 @@ static int dump(const json_t *v, tt_buf *out, int depth)
     case JSON_REAL:
         return dump_real(json_real_value(v), out);
     case JSON_TRUE:
-        return tt_buf_add(out, "true", 4);
+        return put(out, "true", 4);
     case JSON_FALSE:
-        return tt_buf_add(out, "false", 5);
+        return put(out, "false", 5);
     case JSON_NULL:
-        return tt_buf_add(out, "null", 4);
+        return put(out, "null", 4);
     }
     return -1;
 }

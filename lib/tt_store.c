@@ -18,6 +18,16 @@
 #include "tt_log.h"
 #include "tt_time.h"
 
+/* Rows per multi-row INSERT. One statement per row spends about half its time
+ * opening and closing the five B-tree cursors (table + 4 indexes) and running
+ * the statement machinery; 16 rows a statement roughly halve the writer's CPU
+ * per event, which is what bounds ingest throughput (one writer). A group's
+ * remainder goes in with the 8-, 4-, 2- and 1-row statements, so a commit of
+ * 19 single-event requests runs 3 statements, not 4 (a lone row costs ~1.7x
+ * the CPU of a row in a 16-row statement). */
+#define CHUNK_ROWS 16
+#define INS_SIZES 5 /* 1, 2, 4, 8, 16 rows */
+
 /* A caller's pending write, linked into the store's queue. */
 typedef struct store_job {
     tt_store_row *rows;
@@ -43,8 +53,10 @@ typedef struct ack_range {
 
 struct tt_store {
     sqlite3 *db;
-    sqlite3_stmt *ins;        /* one row */
-    sqlite3_stmt *ins_chunk;  /* CHUNK_ROWS rows */
+    sqlite3_stmt *ins[INS_SIZES];  /* ins[k] inserts 2^k rows */
+    sqlite3_stmt *begin;      /* BEGIN IMMEDIATE */
+    sqlite3_stmt *commit;     /* COMMIT */
+    sqlite3_stmt *rollback;   /* ROLLBACK */
     sqlite3_stmt *lookup;     /* seq of a stored (source, id) */
     char *path;
     int readonly;
@@ -79,7 +91,25 @@ struct tt_store {
     pthread_mutex_t rmu;      /* guards rdb and its statements */
     sqlite3_stmt *ob_read;
     sqlite3_stmt *ob_oldest;
+
+    /* Checkpoints (copying the WAL back into the database) run on a thread
+     * and connection of their own, so the writer does not stop committing
+     * while they read, write and fsync. */
+    sqlite3 *cdb;
+    pthread_t ckpt_thread;
+    int ckpt_started;
+    int ckpt_wanted;          /* (mu) the WAL passed CKPT_FRAMES */
+    pthread_cond_t ckpt_cv;   /* (mu) ckpt_wanted or closing */
 };
+
+/* WAL frames (pages) after which the checkpointer is asked to run: SQLite's
+ * own autocheckpoint default. Its passive checkpoints never block the writer,
+ * but under a steady write load they may never catch up with the WAL's end,
+ * and only a fully copied WAL is started over; so past CKPT_FRAMES_INLINE the
+ * writer checkpoints itself between two commits, as SQLite would, which
+ * bounds the WAL (16 KiB pages: 16 MiB normally, 128 MiB at most). */
+#define CKPT_FRAMES 1000
+#define CKPT_FRAMES_INLINE 8000
 
 static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -115,11 +145,6 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 
-/* Rows per multi-row INSERT. One statement per row spends about half its time
- * opening and closing the five B-tree cursors (table + 4 indexes) and running
- * the statement machinery; 16 rows a statement roughly halve the writer's CPU
- * per event, which is what bounds ingest throughput (one writer). */
-#define CHUNK_ROWS 16
 #define INSERT_HEAD                                                                  \
     "INSERT OR IGNORE INTO events(source,id,type,time_ms,token_id,incident_id,"     \
     "received_ms,body) VALUES "
@@ -128,21 +153,30 @@ static void *writer_main(void *arg);
 
 static int prepare_statements(tt_store *s)
 {
-    char sql[sizeof(INSERT_HEAD) + CHUNK_ROWS * sizeof("," INSERT_TUPLE)];
-    size_t n = sizeof(INSERT_HEAD) - 1;
-    memcpy(sql, INSERT_HEAD, n);
-    for (int i = 0; i < CHUNK_ROWS; i++) {
-        if (i > 0) {
-            sql[n++] = ',';
+    for (int k = 0; k < INS_SIZES; k++) {
+        char sql[sizeof(INSERT_HEAD) + CHUNK_ROWS * sizeof("," INSERT_TUPLE)];
+        size_t n = sizeof(INSERT_HEAD) - 1;
+        memcpy(sql, INSERT_HEAD, n);
+        for (int i = 0; i < (1 << k); i++) {
+            if (i > 0) {
+                sql[n++] = ',';
+            }
+            memcpy(sql + n, INSERT_TUPLE, sizeof(INSERT_TUPLE) - 1);
+            n += sizeof(INSERT_TUPLE) - 1;
         }
-        memcpy(sql + n, INSERT_TUPLE, sizeof(INSERT_TUPLE) - 1);
-        n += sizeof(INSERT_TUPLE) - 1;
+        sql[n] = '\0';
+        if (sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, &s->ins[k], NULL) !=
+            SQLITE_OK) {
+            return -1;
+        }
     }
-    sql[n] = '\0';
-    if (sqlite3_prepare_v3(s->db, INSERT_HEAD INSERT_TUPLE, -1, SQLITE_PREPARE_PERSISTENT, &s->ins,
+    /* Prepared once: sqlite3_exec would compile them again for every commit. */
+    if (sqlite3_prepare_v3(s->db, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &s->begin,
                            NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(s->db, sql, (int)n, SQLITE_PREPARE_PERSISTENT, &s->ins_chunk, NULL) !=
+        sqlite3_prepare_v3(s->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &s->commit, NULL) !=
             SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, "ROLLBACK", -1, SQLITE_PREPARE_PERSISTENT, &s->rollback,
+                           NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(s->db, "SELECT seq FROM events WHERE source=?1 AND id=?2", -1,
                            SQLITE_PREPARE_PERSISTENT, &s->lookup, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(s->db,
@@ -218,6 +252,77 @@ static void tune_sqlite(void)
     }
 }
 
+/* SQLite calls this on the writer thread after each commit, with the WAL's
+ * size in frames. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    tt_store *s = arg;
+    if (frames >= CKPT_FRAMES_INLINE) {
+        /* The checkpointer does not keep up: copy the rest here, so the next
+         * commit can start the WAL over. A busy result (the checkpointer is
+         * running) is fine. */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (frames >= CKPT_FRAMES) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->ckpt_wanted) {
+            s->ckpt_wanted = 1;
+            pthread_cond_signal(&s->ckpt_cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    tt_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->ckpt_wanted && !s->closing) {
+            pthread_cond_wait(&s->ckpt_cv, &s->mu);
+        }
+        if (s->closing) {
+            break;
+        }
+        s->ckpt_wanted = 0;
+        pthread_mutex_unlock(&s->mu);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+            tt_warn("%s: checkpoint: %s", s->path, sqlite3_errmsg(s->cdb));
+        }
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* The checkpointer's connection and thread; the writer's own automatic
+ * checkpoints are replaced by wal_hook. 0 or -1 with err. */
+static int start_checkpointer(tt_store *s, char *err, size_t errlen)
+{
+    if (sqlite3_open_v2(s->path, &s->cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "%s: checkpointer: %s", s->path,
+                 s->cdb ? sqlite3_errmsg(s->cdb) : "out of memory");
+        return -1;
+    }
+    /* FULL: the checkpoint fsyncs the WAL before copying it and the database
+     * before the WAL may be started over. */
+    if (exec(s->cdb, "PRAGMA synchronous=FULL;", err, errlen) != 0) {
+        return -1;
+    }
+    sqlite3_busy_timeout(s->cdb, 1000);
+    sqlite3_wal_hook(s->db, wal_hook, s);
+    if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s) != 0) {
+        sqlite3_wal_autocheckpoint(s->db, CKPT_FRAMES);
+        snprintf(err, errlen, "cannot start the store checkpoint thread");
+        return -1;
+    }
+    s->ckpt_started = 1;
+    return 0;
+}
+
 tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, size_t errlen)
 {
     tt_store *s = calloc(1, sizeof(*s));
@@ -233,6 +338,7 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->ob_cv, NULL);
     pthread_cond_init(&s->ack_cv, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
     pthread_mutex_init(&s->rmu, NULL);
 
     pthread_once(&sqlite_tuned, tune_sqlite);
@@ -286,7 +392,7 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
         tt_store_close(s);
         return NULL;
     }
-    if (open_outbox(s, err, errlen) != 0) {
+    if (open_outbox(s, err, errlen) != 0 || start_checkpointer(s, err, errlen) != 0) {
         tt_store_close(s);
         return NULL;
     }
@@ -327,7 +433,9 @@ static int step_done(tt_store *s, sqlite3_stmt *st, char *err, size_t errlen)
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "sqlite insert: %s", sqlite3_errmsg(s->db));
+        int tx = st == s->begin || st == s->commit;
+        snprintf(err, errlen, "sqlite %s: %s", tx ? sqlite3_sql(st) : "insert",
+                 sqlite3_errmsg(s->db));
         return -1;
     }
     return 0;
@@ -408,6 +516,26 @@ static int outbox_group(tt_store *s, const ack_range *acks, size_t n_acks, int64
     return 0;
 }
 
+/* Inserts rows[0 .. 2^k) with the statement ins[k] and sets their results. */
+static int insert_rows(tt_store *s, int k, tt_store_row **rows, int64_t now, char *err,
+                       size_t errlen)
+{
+    int n = 1 << k;
+    for (int i = 0; i < n; i++) {
+        bind_row(s->ins[k], i, rows[i], now);
+    }
+    if (step_done(s, s->ins[k], err, errlen) != 0) {
+        return -1;
+    }
+    if (sqlite3_changes(s->db) == n) {
+        for (int i = 0; i < n; i++) {
+            rows[i]->result = TT_STORE_INSERTED;
+        }
+        return 0;
+    }
+    return attribute_chunk(s, rows, n, err, errlen);
+}
+
 /* What one group transaction did to the outbox. */
 typedef struct group_result {
     int64_t added, deleted, new_max;
@@ -419,7 +547,7 @@ typedef struct group_result {
 static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size_t n_acks,
                        group_result *gr, char *err, size_t errlen)
 {
-    if (exec(s->db, "BEGIN IMMEDIATE;", err, errlen) != 0) {
+    if (step_done(s, s->begin, err, errlen) != 0) {
         return -1;
     }
     int64_t now = tt_time_now_ms();
@@ -432,38 +560,27 @@ static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size
             if (n < CHUNK_ROWS) {
                 continue;
             }
-            for (int k = 0; k < n; k++) {
-                bind_row(s->ins_chunk, k, chunk[k], now);
-            }
-            rc = step_done(s, s->ins_chunk, err, errlen);
-            if (rc == 0 && sqlite3_changes(s->db) == n) {
-                for (int k = 0; k < n; k++) {
-                    chunk[k]->result = TT_STORE_INSERTED;
-                }
-            } else if (rc == 0) {
-                rc = attribute_chunk(s, chunk, n, err, errlen);
-            }
+            rc = insert_rows(s, INS_SIZES - 1, chunk, now, err, errlen);
             n = 0;
         }
     }
-    for (int k = 0; k < n && rc == 0; k++) {
-        bind_row(s->ins, 0, chunk[k], now);
-        rc = step_done(s, s->ins, err, errlen);
-        if (rc == 0) {
-            chunk[k]->result = sqlite3_changes(s->db) == 1 ? TT_STORE_INSERTED : TT_STORE_DUPLICATE;
+    /* The remainder, largest power of two first. */
+    int done = 0;
+    for (int k = INS_SIZES - 2; k >= 0 && rc == 0; k--) {
+        if (n & (1 << k)) {
+            rc = insert_rows(s, k, chunk + done, now, err, errlen);
+            done += 1 << k;
         }
     }
     if (rc == 0) {
         rc = outbox_group(s, acks, n_acks, &gr->added, &gr->deleted, &gr->new_max, err, errlen);
     }
-    if (rc != 0) {
-        char ignore[8];
-        exec(s->db, "ROLLBACK;", ignore, sizeof(ignore));
-        return -1;
+    if (rc == 0) {
+        rc = step_done(s, s->commit, err, errlen);
     }
-    if (exec(s->db, "COMMIT;", err, errlen) != 0) {
-        char ignore[8];
-        exec(s->db, "ROLLBACK;", ignore, sizeof(ignore));
+    if (rc != 0) {
+        sqlite3_step(s->rollback);
+        sqlite3_reset(s->rollback);
         return -1;
     }
     return 0;
@@ -741,8 +858,22 @@ void tt_store_close(tt_store *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer, NULL);
     }
-    sqlite3_finalize(s->ins);
-    sqlite3_finalize(s->ins_chunk);
+    if (s->ckpt_started) {
+        pthread_mutex_lock(&s->mu);
+        s->closing = 1;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->ckpt_thread, NULL);
+    }
+    if (s->cdb) {
+        sqlite3_close(s->cdb);
+    }
+    for (int k = 0; k < INS_SIZES; k++) {
+        sqlite3_finalize(s->ins[k]);
+    }
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->rollback);
     sqlite3_finalize(s->lookup);
     sqlite3_finalize(s->ob_fill);
     sqlite3_finalize(s->ob_del);
@@ -759,6 +890,7 @@ void tt_store_close(tt_store *s)
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->ob_cv);
     pthread_cond_destroy(&s->ack_cv);
+    pthread_cond_destroy(&s->ckpt_cv);
     pthread_cond_destroy(&s->work);
     free(s->path);
     free(s);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -160,6 +161,103 @@ START_TEST(store_chunk_dedup_is_exact)
 }
 END_TEST
 
+/* A group's remainder below 16 rows goes in with 8-, 4-, 2- and 1-row
+ * statements: 31 rows run 16 + 8 + 4 + 2 + 1. Duplicates inside each of the
+ * smaller statements, and one statement of nothing but duplicates, must still
+ * be told apart exactly. */
+START_TEST(store_remainder_dedup_is_exact)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_store_row pre = row("src", "old", 1, "{}");
+    ck_assert_int_eq(tt_store_write(s, &pre, 1, err, sizeof(err)), 0);
+
+    enum { N = 31 };
+    static char ids[N][16];
+    tt_store_row rows[N];
+    int want[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "r-%d", i);
+        want[i] = TT_STORE_INSERTED;
+    }
+    /* the 8-row statement (16..23): a repeat within it and a stored key */
+    snprintf(ids[19], sizeof(ids[19]), "r-17");
+    snprintf(ids[22], sizeof(ids[22]), "old");
+    /* the 4-row statement (24..27): a key of the 16-row one */
+    snprintf(ids[26], sizeof(ids[26]), "r-2");
+    /* the 2-row statement (28, 29): both duplicates */
+    snprintf(ids[28], sizeof(ids[28]), "r-25");
+    snprintf(ids[29], sizeof(ids[29]), "r-25");
+    /* the 1-row statement (30): new */
+    want[19] = want[22] = want[26] = want[28] = want[29] = TT_STORE_DUPLICATE;
+    for (int i = 0; i < N; i++) {
+        rows[i] = row("src", ids[i], i, "{}");
+        rows[i].result = 0;
+    }
+    ck_assert_int_eq(tt_store_write(s, rows, N, err, sizeof(err)), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(rows[i].result == want[i], "row %d (%s): %d, want %d", i, ids[i],
+                      rows[i].result, want[i]);
+    }
+    /* Each size once more, alone: 1, 2, 3 rows (a group of one job each). */
+    for (int n = 1; n <= 3; n++) {
+        tt_store_row r[3];
+        char rid[3][16];
+        for (int i = 0; i < n; i++) {
+            snprintf(rid[i], sizeof(rid[i]), "s%d-%d", n, i);
+            r[i] = row("src", rid[i], i, "{}");
+        }
+        ck_assert_int_eq(tt_store_write(s, r, (size_t)n, err, sizeof(err)), 0);
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_eq(r[i].result, TT_STORE_INSERTED);
+        }
+    }
+    tt_store_close(s);
+}
+END_TEST
+
+/* Checkpoints run on the store's own checkpointer thread: once the WAL holds
+ * more than 1000 pages, they are copied into the database file while the
+ * writer goes on, and nothing is lost. */
+START_TEST(store_checkpoints_in_background)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    enum { ROWS = 2400, BATCH = 200, BODY = 8000 };
+    static char body[BODY + 1];
+    memset(body, 'x', BODY);
+    static char ids[BATCH][16];
+    for (int b = 0; b < ROWS / BATCH; b++) {
+        tt_store_row rows[BATCH];
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "c-%d", b * BATCH + i);
+            rows[i] = row("src", ids[i], i, body);
+        }
+        ck_assert_int_eq(tt_store_write(s, rows, BATCH, err, sizeof(err)), 0);
+    }
+    /* ~20 MB went through the WAL: the database file must have grown. */
+    struct stat st = {0};
+    for (int i = 0; i < 200 && (stat(dbpath, &st) != 0 || st.st_size < 8 * 1024 * 1024); i++) {
+        usleep(20000);
+    }
+    ck_assert_int_ge(st.st_size, 8 * 1024 * 1024);
+    tt_store_close(s);
+
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &q, NULL);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(q, 0), ROWS);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(store_readonly_rejects_foreign_file)
 {
     fresh_db();
@@ -245,6 +343,8 @@ Suite *tt_store_suite(void)
     tcase_add_test(tc, store_wal_and_full_sync);
     tcase_add_test(tc, store_dedups_on_source_and_id);
     tcase_add_test(tc, store_chunk_dedup_is_exact);
+    tcase_add_test(tc, store_remainder_dedup_is_exact);
+    tcase_add_test(tc, store_checkpoints_in_background);
     tcase_add_test(tc, store_readonly_rejects_foreign_file);
     tcase_add_test(tc, store_group_commit_under_concurrency);
     suite_add_tcase(s, tc);
