@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 
 DURATION=${BENCH_DURATION:-15}
 BATCH_CONNS=${BENCH_BATCH_CONNS:-8}
-SINGLE_CONNS=${BENCH_SINGLE_CONNS:-64}
+SINGLE_CONNS=${BENCH_SINGLE_CONNS:-128}
 DIR=build/bench
 mkdir -p "$DIR"
 command -v wrk >/dev/null || { echo "bench: wrk is missing: run make deps" >&2; exit 2; }
