@@ -496,11 +496,6 @@ static int run_follow(analyzer *a)
     return 0;
 }
 
-typedef struct flag_value {
-    const char *key;
-    const char *value;
-} flag_value;
-
 int tt_cmd_analyze(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -523,8 +518,7 @@ int tt_cmd_analyze(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    flag_value flags[64];
-    size_t nflags = 0;
+    tt_cfg_flags flags = {.n = 0};
     const char *config_path = NULL, *as_of = NULL;
     int once = 0, listen_given = 0, c;
     optind = 1;
@@ -554,11 +548,10 @@ int tt_cmd_analyze(int argc, char **argv)
         default: fprintf(stderr, "tokentrail analyze: try 'tokentrail analyze --help'\n"); return 2;
         }
         if (key) {
-            if (nflags == sizeof(flags) / sizeof(flags[0])) {
+            if (tt_cfg_flags_add(&flags, key, optarg) != 0) {
                 fprintf(stderr, "tokentrail analyze: too many options\n");
                 return 2;
             }
-            flags[nflags++] = (flag_value){key, optarg};
         }
     }
     if (optind < argc) {
@@ -571,18 +564,10 @@ int tt_cmd_analyze(int argc, char **argv)
     a.once = once;
     char err[1024];
     int rc = 2;
-    if (tt_config_defaults(tt_analyze_config_table, &a.cfg, err, sizeof(err)) != 0 ||
-        (config_path &&
-         tt_config_load(tt_analyze_config_table, &a.cfg, config_path, err, sizeof(err)) != 0)) {
+    if (tt_config_build(tt_analyze_config_table, &a.cfg, config_path, &flags, err, sizeof(err)) !=
+        0) {
         fprintf(stderr, "tokentrail analyze: %s\n", err);
         goto out;
-    }
-    for (size_t i = 0; i < nflags; i++) {
-        if (tt_config_set(tt_analyze_config_table, &a.cfg, flags[i].key, flags[i].value,
-                          "command line", err, sizeof(err)) != 0) {
-            fprintf(stderr, "tokentrail analyze: %s\n", err);
-            goto out;
-        }
     }
     if (a.cfg.policy == NULL) {
         fprintf(stderr, "tokentrail analyze: --policy FILE is required\n");

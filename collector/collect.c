@@ -56,12 +56,6 @@ static void usage(FILE *fp)
                 "docs/event-schema.md for events.\n");
 }
 
-/* A flag given on the command line, applied after the config file. */
-typedef struct flag_value {
-    const char *key;
-    const char *value;
-} flag_value;
-
 int tt_cmd_collect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -79,8 +73,7 @@ int tt_cmd_collect(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    flag_value flags[64];
-    size_t nflags = 0;
+    tt_cfg_flags flags = {.n = 0};
     const char *config_path = NULL;
     int c;
     optind = 1;
@@ -104,11 +97,10 @@ int tt_cmd_collect(int argc, char **argv)
             return 2;
         }
         if (key) {
-            if (nflags == sizeof(flags) / sizeof(flags[0])) {
+            if (tt_cfg_flags_add(&flags, key, optarg) != 0) {
                 fprintf(stderr, "tokentrail collect: too many options\n");
                 return 2;
             }
-            flags[nflags++] = (flag_value){key, optarg};
         }
     }
     if (optind < argc) {
@@ -123,26 +115,10 @@ int tt_cmd_collect(int argc, char **argv)
     tt_store *store = NULL;
     tt_server *srv = NULL;
     tt_kafka *kafka = NULL;
-    if (tt_config_defaults(tt_collect_config_table, &cfg, err, sizeof(err)) != 0 ||
-        (config_path && tt_config_load(tt_collect_config_table, &cfg, config_path, err,
-                                       sizeof(err)) != 0)) {
+    if (tt_config_build(tt_collect_config_table, &cfg, config_path, &flags, err, sizeof(err)) !=
+        0) {
         fprintf(stderr, "tokentrail collect: %s\n", err);
         goto out;
-    }
-    /* Flags override the file; a repeated list flag replaces the file's list. */
-    int cleared_tokens = 0;
-    for (size_t i = 0; i < nflags; i++) {
-        if (strcmp(flags[i].key, "auth.tokens_file") == 0 && !cleared_tokens) {
-            tt_strlist_free(&cfg.auth_tokens_files);
-            cleared_tokens = 1;
-        }
-        char where[64];
-        snprintf(where, sizeof(where), "command line");
-        if (tt_config_set(tt_collect_config_table, &cfg, flags[i].key, flags[i].value, where, err,
-                          sizeof(err)) != 0) {
-            fprintf(stderr, "tokentrail collect: %s\n", err);
-            goto out;
-        }
     }
     tt_log_level lvl;
     if (tt_log_level_parse(cfg.log_level, &lvl) != 0) {

@@ -374,6 +374,45 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
     return rc;
 }
 
+int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value)
+{
+    if (f->n == TT_CFG_MAX_FLAGS) {
+        return -1;
+    }
+    f->v[f->n].key = key;
+    f->v[f->n].value = value;
+    f->n++;
+    return 0;
+}
+
+int tt_config_build(const tt_cfg_entry *table, void *obj, const char *path,
+                    const tt_cfg_flags *flags, char *err, size_t errlen)
+{
+    if (tt_config_defaults(table, obj, err, errlen) != 0 ||
+        (path && tt_config_load(table, obj, path, err, errlen) != 0)) {
+        return -1;
+    }
+    for (size_t i = 0; flags && i < flags->n; i++) {
+        const char *sub;
+        const tt_cfg_entry *e = cfg_find(table, flags->v[i].key, &sub);
+        if (e && e->type == TT_CFG_STRLIST) {
+            /* The first flag for a list replaces what the file said. */
+            int first = 1;
+            for (size_t j = 0; j < i; j++) {
+                first &= strcmp(flags->v[j].key, flags->v[i].key) != 0;
+            }
+            if (first) {
+                tt_strlist_free((tt_strlist *)((char *)obj + e->offset));
+            }
+        }
+        if (tt_config_set(table, obj, flags->v[i].key, flags->v[i].value, "command line", err,
+                          errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void tt_config_print_help(const tt_cfg_entry *table, void *fp)
 {
     static const char *const tnames[] = {"string", "integer", "size", "duration",

@@ -59,6 +59,29 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
 /* Free every string/list the table points at in obj. */
 void tt_config_free(const tt_cfg_entry *table, void *obj);
 
+/* Settings given on the command line, applied after the config file. The
+ * strings are borrowed (argv). */
+#define TT_CFG_MAX_FLAGS 64
+
+typedef struct tt_cfg_flags {
+    struct {
+        const char *key;
+        const char *value;
+    } v[TT_CFG_MAX_FLAGS];
+    size_t n;
+} tt_cfg_flags;
+
+/* Remember key=value. Returns 0, or -1 when TT_CFG_MAX_FLAGS are taken. */
+int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value);
+
+/* Fill obj from the defaults, then the YAML file at path (when not NULL),
+ * then the flags in order: flags override the file, and a list key given as
+ * a flag replaces the file's list instead of adding to it. Returns 0, or -1
+ * with err filled; obj may be partly set either way (free it with
+ * tt_config_free). */
+int tt_config_build(const tt_cfg_entry *table, void *obj, const char *path,
+                    const tt_cfg_flags *flags, char *err, size_t errlen);
+
 /* Print "  key  (type, default X)  help" lines for --help. */
 void tt_config_print_help(const tt_cfg_entry *table, void *fp);
 

@@ -148,6 +148,47 @@ START_TEST(config_set_from_flag)
 }
 END_TEST
 
+START_TEST(config_build_flags_override_file)
+{
+    write_file("listen: 0.0.0.0:9000\n"
+               "workers: 8\n"
+               "auth:\n"
+               "  tokens_file: [/file-a, /file-b]\n");
+    demo d;
+    memset(&d, 0, sizeof(d));
+    tt_cfg_flags flags = {.n = 0};
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "workers", "3"), 0);
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-1"), 0);
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-2"), 0);
+    char err[256] = "";
+    ck_assert_msg(tt_config_build(demo_table, &d, path, &flags, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(d.listen, "0.0.0.0:9000");  /* from the file */
+    ck_assert_int_eq(d.workers, 3);              /* the flag wins */
+    ck_assert_int_eq(d.timeout, 5000);           /* the default */
+    /* A list flag replaces the file's list; repeated flags accumulate. */
+    ck_assert_uint_eq(d.files.n, 2);
+    ck_assert_str_eq(d.files.v[0], "/flag-1");
+    ck_assert_str_eq(d.files.v[1], "/flag-2");
+    tt_config_free(demo_table, &d);
+
+    /* A bad flag is reported as coming from the command line. */
+    memset(&d, 0, sizeof(d));
+    tt_cfg_flags bad = {.n = 0};
+    tt_cfg_flags_add(&bad, "workers", "999");
+    ck_assert_int_eq(tt_config_build(demo_table, &d, NULL, &bad, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "command line: workers: out of range (1..64)");
+    tt_config_free(demo_table, &d);
+
+    /* The flag list has a hard maximum. */
+    tt_cfg_flags full = {.n = 0};
+    for (int i = 0; i < TT_CFG_MAX_FLAGS; i++) {
+        ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1"), 0);
+    }
+    ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1"), -1);
+    unlink(path);
+}
+END_TEST
+
 static const struct {
     const char *in;
     int64_t out;
@@ -177,6 +218,7 @@ Suite *tt_config_suite(void)
     tcase_add_loop_test(tc, config_bad_files, 0, sizeof(bad_files) / sizeof(bad_files[0]));
     tcase_add_test(tc, config_missing_file);
     tcase_add_test(tc, config_set_from_flag);
+    tcase_add_test(tc, config_build_flags_override_file);
     tcase_add_loop_test(tc, config_sizes, 0, sizeof(sizes) / sizeof(sizes[0]));
     suite_add_tcase(s, tc);
     return s;
