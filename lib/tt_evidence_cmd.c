@@ -253,8 +253,14 @@ static int cmd_export(int argc, char **argv)
         ko.spool_dir = spool_dir;
         ko.props = &props;
         const char *mem = getenv("TT_EVIDENCE_KAFKA_SORT_MEM"); /* tests: force many runs */
-        if (mem && atol(mem) > 0) {
-            ko.sort_mem = (size_t)atol(mem);
+        if (mem != NULL) {
+            int64_t bytes;
+            if (tt_parse_size(mem, &bytes) != 0 || bytes <= 0) {
+                fprintf(stderr, "tokentrail evidence export: TT_EVIDENCE_KAFKA_SORT_MEM: '%s' is "
+                                "not a size\n", mem);
+                goto out;
+            }
+            ko.sort_mem = (size_t)bytes;
         }
         o.src = tt_evidence_source_kafka(&ko, err, sizeof(err));
     } else {

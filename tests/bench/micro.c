@@ -39,7 +39,11 @@ static void make_batch(tt_buf *b, const char *prefix)
 
 int main(int argc, char **argv)
 {
-    int rounds = argc > 1 ? atoi(argv[1]) : 50;
+    int rounds = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 50;
+    if (rounds <= 0) {
+        fprintf(stderr, "usage: tt_micro [ROUNDS > 0] [DB]\n");
+        return 2;
+    }
     const char *db = argc > 2 ? argv[2] : "build/bench/micro.db";
     tt_buf body;
     tt_buf_init(&body, 1 << 24);

@@ -32,9 +32,10 @@ static tt_store_row row(const char *source, const char *id, int64_t t, const cha
 
 static int collect_cb(void *ctx, const char *body, size_t len)
 {
+    /* ctx is a 256-byte buffer collecting "body;body;..." */
     char *out = ctx;
-    strncat(out, body, len);
-    strcat(out, ";");
+    size_t used = strlen(out);
+    snprintf(out + used, 256 - used, "%.*s;", (int)len, body);
     return 0;
 }
 
