@@ -44,16 +44,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     tt_warn("kafka findings producer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
-{
-    char why[256];
-    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka.%s: %s", k, why);
-        return -1;
-    }
-    return 0;
-}
-
 tt_findings_out *tt_findings_out_new(const char *brokers, const char *topic,
                                      const tt_strlist *props, char *err, size_t errlen)
 {
@@ -65,10 +55,10 @@ tt_findings_out *tt_findings_out_new(const char *brokers, const char *topic,
     snprintf(o->topic, sizeof(o->topic), "%s", topic ? topic : TT_FINDINGS_DEFAULT_TOPIC);
     rd_kafka_conf_t *conf = tt_kafka_conf_new(brokers, props, err, errlen);
     /* After the kafka.* properties: the no-loss, no-duplicate guarantee. */
-    if (conf == NULL || set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
-        set(conf, "acks", "all", err, errlen) != 0 ||
-        set(conf, "partitioner", "murmur2_random", err, errlen) != 0 ||
-        set(conf, "client.id", "tokentrail-analyzer", err, errlen) != 0) {
+    if (conf == NULL || tt_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "acks", "all", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "partitioner", "murmur2_random", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "client.id", "tokentrail-analyzer", err, errlen) != 0) {
         if (conf) {
             rd_kafka_conf_destroy(conf);
         }

@@ -89,6 +89,17 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     tt_log_write(lvl, "librdkafka", 0, "%s: %s", fac, buf);
 }
 
+int tt_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                      size_t errlen)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka.%s: %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* bootstrap.servers and every "key=value" of props onto conf. Returns 0, or
  * -1 with err naming the key. */
 static int apply_user(rd_kafka_conf_t *conf, const char *brokers, const tt_strlist *props,

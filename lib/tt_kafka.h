@@ -44,6 +44,11 @@ typedef struct tt_kafka_status {
     int outbox_full;
 } tt_kafka_status;
 
+/* rd_kafka_conf_set with tokentrail's error text: returns 0, or -1 with
+ * err = "kafka.KEY: why", naming the key as it is written in a config file. */
+int tt_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                      size_t errlen);
+
 /* A librdkafka configuration: bootstrap.servers = brokers, then every
  * "key=value" of props, with log_cb routed into tt_log. Returns NULL with err
  * naming the offending key ("kafka.<key>: <why>") on a bad property. The

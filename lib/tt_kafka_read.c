@@ -20,16 +20,6 @@ typedef struct part_range {
     int done;
 } part_range;
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
-{
-    char why[256];
-    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka: %s: %s", k, why);
-        return -1;
-    }
-    return 0;
-}
-
 /* Partition ids and ranges of the topic; returns the count or -1. */
 static int find_ranges(rd_kafka_t *rk, const tt_kafka_read_opts *o, part_range *parts,
                        char *err, size_t errlen)
@@ -107,11 +97,11 @@ int64_t tt_kafka_read(const tt_kafka_read_opts *o, int (*cb)(void *ctx, const tt
     snprintf(group, sizeof(group), "tokentrail-events-%d", (int)getpid());
     /* A group id is needed by the consumer API, but partitions are assigned
      * directly: the group is never joined and no offset is ever committed. */
-    if (set(conf, "group.id", group, err, errlen) != 0 ||
-        set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
-        set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
-        set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
-        set(conf, "allow.auto.create.topics", "false", err, errlen) != 0) {
+    if (tt_kafka_conf_set(conf, "group.id", group, err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "allow.auto.create.topics", "false", err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }

@@ -529,16 +529,6 @@ static void kf_close(tt_source *src)
 
 static const tt_source_ops kafka_ops = {"kafka", kf_poll, kf_position, kf_seek, kf_lag, kf_close};
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
-{
-    char why[256];
-    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka: %s: %s", k, why);
-        return -1;
-    }
-    return 0;
-}
-
 tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t errlen)
 {
     kafka_source *s = calloc(1, sizeof(*s));
@@ -566,11 +556,11 @@ tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t
     }
     /* Set after the kafka.* properties, so they win: committing only after
      * a checkpoint rests on them. */
-    if (set(conf, "group.id", o->group ? o->group : TT_SOURCE_KAFKA_DEFAULT_GROUP, err, errlen) !=
+    if (tt_kafka_conf_set(conf, "group.id", o->group ? o->group : TT_SOURCE_KAFKA_DEFAULT_GROUP, err, errlen) !=
             0 ||
-        set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
-        set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
-        set(conf, "auto.offset.reset", "earliest", err, errlen) != 0) {
+        tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         kf_close(&s->base);
         return NULL;
@@ -602,9 +592,9 @@ tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t
          * joined (partitions are assigned directly) and never committed. */
         conf = tt_kafka_conf_new(o->brokers, o->props, err, errlen);
         if (conf == NULL ||
-            set(conf, "group.id", "tokentrail-analyzer-incidents", err, errlen) != 0 ||
-            set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
-            set(conf, "enable.auto.offset.store", "false", err, errlen) != 0) {
+            tt_kafka_conf_set(conf, "group.id", "tokentrail-analyzer-incidents", err, errlen) != 0 ||
+            tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+            tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0) {
             if (conf) {
                 rd_kafka_conf_destroy(conf);
             }
