@@ -10,7 +10,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "tt_buf.h"
+#include "tt_httpd.h"
 #include "tt_ingest.h"
 #include "tt_log.h"
 #include "tt_metrics.h"
@@ -695,46 +695,6 @@ static int load_tokens(tt_server *srv, const tt_collect_config *cfg, char *err, 
     return 0;
 }
 
-static int resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
-                          char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (colon == NULL || colon == listen || colon[1] == '\0') {
-        snprintf(err, errlen, "listen: '%.100s' is not HOST:PORT", listen);
-        return -1;
-    }
-    size_t hl = (size_t)(colon - listen);
-    if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') {
-        listen++;
-        hl -= 2;
-    }
-    if (hl >= sizeof(host)) {
-        snprintf(err, errlen, "listen: host name too long");
-        return -1;
-    }
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
-        snprintf(err, errlen, "listen: port '%.20s' is not 0..65535", colon + 1);
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kafka *kafka,
                            char *err, size_t errlen)
 {
@@ -749,7 +709,7 @@ tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kaf
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (load_tokens(srv, cfg, err, errlen) != 0 ||
-        resolve_listen(cfg->listen, &ss, &sslen, err, errlen) != 0) {
+        tt_httpd_resolve_listen(cfg->listen, &ss, &sslen, err, errlen) != 0) {
         tt_server_stop(srv);
         return NULL;
     }

@@ -71,50 +71,69 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     tt_log_vwrite(TT_LOG_WARN, "libmicrohttpd", 0, fmt, ap);
 }
 
+int tt_httpd_resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                            char *err, size_t errlen)
+{
+    char host[HOST_MAX];
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen || colon[1] == '\0') {
+        snprintf(err, errlen, "listen: '%.100s' is not HOST:PORT", listen);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - listen);
+    if (listen[0] == '[' && hl >= 2 && listen[hl - 1] == ']') {
+        listen++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(host)) {
+        snprintf(err, errlen, "listen: host name too long");
+        return -1;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535) {
+        snprintf(err, errlen, "listen: port '%.20s' is not 0..65535", colon + 1);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "listen: cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
 tt_httpd *tt_httpd_start(const char *listen, tt_httpd_render_fn render, void *ctx, char *err,
                          size_t errlen)
 {
-    const char *colon = strrchr(listen, ':');
-    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= HOST_MAX) {
-        snprintf(err, errlen, "listen: '%.100s' is not HOST:PORT", listen);
-        return NULL;
-    }
-    char host[HOST_MAX];
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535) {
-        snprintf(err, errlen, "listen: port '%.20s' is not 0..65535", colon + 1);
-        return NULL;
-    }
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || ai == NULL) {
-        snprintf(err, errlen, "listen: cannot resolve '%.100s'", host);
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (tt_httpd_resolve_listen(listen, &ss, &sslen, err, errlen) != 0) {
         return NULL;
     }
     tt_httpd *h = calloc(1, sizeof(*h));
     if (h == NULL) {
-        freeaddrinfo(ai);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     h->render = render;
     h->ctx = ctx;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) {
+    if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    h->mhd =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
-    freeaddrinfo(ai);
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                              (struct sockaddr *)&ss, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                              MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (h->mhd == NULL) {
         snprintf(err, errlen, "listen: cannot serve on %.200s (address in use?)", listen);
         free(h);

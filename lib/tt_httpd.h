@@ -5,6 +5,7 @@
 #define TT_HTTPD_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "tt_buf.h"
 
@@ -16,6 +17,12 @@ typedef struct tt_httpd tt_httpd;
 /* Append the Prometheus text to out. Runs on the server thread: read only
  * state that is safe to read from there. */
 typedef void (*tt_httpd_render_fn)(void *ctx, tt_buf *out);
+
+/* Resolve a listen address "HOST:PORT" ("[::1]:PORT" for IPv6; port 0 =
+ * any free port) into *ss / *sslen. Returns 0, or -1 with err naming the
+ * problem ("listen: ... is not HOST:PORT", a bad port, an unknown host). */
+int tt_httpd_resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                            char *err, size_t errlen);
 
 /* Listen on "HOST:PORT" (port 0 = any free port). NULL with err filled when
  * the address is bad or busy. */
