@@ -191,6 +191,11 @@ static int checkpoint(analyzer *a)
     }
     a->checkpoints++;
     a->since_checkpoint = 0;
+    if (a->kafka) {
+        tt_engine_stats st;
+        tt_engine_get_stats(a->engine, &st);
+        tt_source_kafka_set_clock(a->source, st.clock_ms);
+    }
     size_t n_new = 0;
     for (size_t i = 0; i < a->n_rows; i++) {
         tt_finding_row *r = a->rows[i];
@@ -265,21 +270,196 @@ static int on_record(void *ctx, const char *body, size_t len, int64_t ord)
     return 0;
 }
 
+/* Following: the analyzer clock. Event time (the watermark) while there is a
+ * backlog, so a replayed or delayed stream is applied in event-time order with
+ * the timers in between; once caught up, also wall time - lateness, so
+ * time-based findings come due on a quiet stream. */
+static int64_t follow_clock(analyzer *a)
+{
+    int64_t wm = tt_engine_watermark(a->engine);
+    int64_t lag = tt_source_lag(a->source);
+    if (lag < 0) {
+        /* not known yet (Kafka: before the assignment, or before the
+         * incident reader is set up): hold, rather than let the token events
+         * read so far run ahead of incidents not read yet */
+        return INT64_MIN;
+    }
+    if (lag > 0) {
+        return wm;
+    }
+    int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
+    return wm > clock ? wm : clock;
+}
+
+/* Time-based state moves only while partitions are assigned: between a
+ * revocation and the next assignment the tokens may be about to go to
+ * another member, which continues from the clock committed at revocation. */
+static int may_advance(const analyzer *a)
+{
+    return !a->kafka || tt_source_kafka_assigned(a->source);
+}
+
 /* Kafka: partitions are about to be revoked (rebalance or leaving the group).
  * Apply what is due, then commit state and findings; the source commits the
- * offsets after this returns 0. Runs inside tt_source_poll/leave. */
+ * offsets (with the clock) after this returns 0. Runs inside
+ * tt_source_poll/leave. */
 static int on_revoke(void *ctx)
 {
     analyzer *a = ctx;
-    if (!a->once) {
-        int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
-        int64_t wm = tt_engine_watermark(a->engine);
-        if (tt_engine_advance(a->engine, wm > clock ? wm : clock) != 0) {
-            a->oom = 1;
-            return -1;
-        }
+    if (!a->once && tt_engine_advance(a->engine, follow_clock(a)) != 0) {
+        a->oom = 1;
+        return -1;
     }
     return checkpoint(a);
+}
+
+/* ---- Kafka hand-over: rebuilding the state of partitions taken over ---- */
+
+typedef struct handover {
+    tt_engine **rebuild; /* by partition: the engine replaying it, or NULL */
+    int64_t *clock;      /* by partition: the committer's clock */
+    int32_t *parts;      /* the partitions being rebuilt */
+    size_t n_parts;
+    tt_aev_scratch scratch;
+    uint64_t records, invalid;
+    int oom;
+} handover;
+
+/* Bounds the replay's reorder buffers: events behind the committer's clock
+ * are applied as the replay goes. */
+static void handover_advance(handover *h, int final)
+{
+    for (size_t i = 0; i < h->n_parts; i++) {
+        tt_engine *r = h->rebuild[h->parts[i]];
+        int64_t k = h->clock[h->parts[i]], wm = tt_engine_watermark(r);
+        if (k == INT64_MIN) {
+            k = wm; /* no clock committed (an older member): up to the watermark */
+        } else if (!final && wm < k) {
+            k = wm;
+        }
+        if (k != INT64_MIN && tt_engine_advance(r, k) != 0) {
+            h->oom = 1;
+        }
+    }
+}
+
+static int on_handover_record(void *ctx, const char *body, size_t len, int64_t ord)
+{
+    handover *h = ctx;
+    tt_aev ev;
+    char err[256];
+    if (tt_aev_scan(body, len, &ev, &h->scratch, err, sizeof(err)) != 0) {
+        h->invalid++;
+        return 0;
+    }
+    ev.seq = ord;
+    int incident = ev.type == TT_EV_INCIDENT_OPENED || ev.type == TT_EV_INCIDENT_RESOLVED;
+    if (incident) {
+        for (size_t i = 0; i < h->n_parts; i++) {
+            if (tt_engine_offer(h->rebuild[h->parts[i]], &ev) < 0) {
+                h->oom = 1;
+            }
+        }
+    } else {
+        tt_engine *r = h->rebuild[ord % TT_SOURCE_KAFKA_MAX_PARTITIONS];
+        if (r && tt_engine_offer(r, &ev) < 0) {
+            h->oom = 1;
+        }
+    }
+    if (++h->records % 65536 == 0) {
+        handover_advance(h, 0);
+    }
+    return h->oom;
+}
+
+/* The source's on_assign: drop the state of partitions that left, and
+ * rebuild the state of partitions another member moved on. A rebuild replays
+ * the partition's token events below the committed offset (and every
+ * incident) into a separate engine, up to the clock the committer
+ * checkpointed with; its findings were reported by that member, so they are
+ * discarded. The tokens and the still-buffered events then move into this
+ * engine, whose own clock runs their timers from there. */
+static int on_assign(void *ctx, tt_source *src, const tt_source_kafka_handover *hv, size_t n)
+{
+    analyzer *a = ctx;
+    int rc = 0;
+    size_t n_restore = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t gone = 0;
+        if (hv[i].drop && tt_engine_drop_partition(a->engine, hv[i].partition, &gone) != 0) {
+            tt_error("kafka: out of memory dropping the state of partition %d", (int)hv[i].partition);
+            rc = -1;
+        } else if (hv[i].drop) {
+            tt_info("kafka: partition %d: dropped %llu tokens and buffered events (%s)",
+                    (int)hv[i].partition, (unsigned long long)gone,
+                    hv[i].restore ? "stale: another member moved it on" : "now another member's");
+        }
+        n_restore += hv[i].restore != 0;
+    }
+    if (n_restore == 0) {
+        return rc;
+    }
+    handover h;
+    memset(&h, 0, sizeof(h));
+    int64_t *until = malloc(TT_SOURCE_KAFKA_MAX_PARTITIONS * sizeof(*until));
+    h.rebuild = calloc(TT_SOURCE_KAFKA_MAX_PARTITIONS, sizeof(*h.rebuild));
+    h.clock = calloc(TT_SOURCE_KAFKA_MAX_PARTITIONS, sizeof(*h.clock));
+    h.parts = calloc(n_restore, sizeof(*h.parts));
+    if (until == NULL || h.rebuild == NULL || h.clock == NULL || h.parts == NULL) {
+        h.oom = 1;
+    }
+    for (size_t i = 0; !h.oom && i < TT_SOURCE_KAFKA_MAX_PARTITIONS; i++) {
+        until[i] = -1;
+    }
+    for (size_t i = 0; !h.oom && i < n; i++) {
+        int32_t p = hv[i].partition;
+        if (!hv[i].restore || p < 0 || p >= TT_SOURCE_KAFKA_MAX_PARTITIONS) {
+            continue;
+        }
+        h.rebuild[p] = tt_engine_new(a->policy, a->cfg.lateness_ms, NULL, NULL);
+        if (h.rebuild[p] == NULL) {
+            h.oom = 1;
+            break;
+        }
+        tt_engine_set_partitions(h.rebuild[p], TT_SOURCE_KAFKA_MAX_PARTITIONS);
+        until[p] = hv[i].committed;
+        h.clock[p] = hv[i].clock_ms;
+        h.parts[h.n_parts++] = p;
+    }
+    char err[512] = "out of memory";
+    int64_t t0 = tt_time_mono_ns();
+    int64_t got = h.oom ? -1
+                        : tt_source_kafka_replay(src, until, TT_SOURCE_KAFKA_MAX_PARTITIONS,
+                                                 on_handover_record, &h, err, sizeof(err));
+    if (got >= 0 && !h.oom) {
+        handover_advance(&h, 1);
+    }
+    for (size_t i = 0; got >= 0 && !h.oom && i < h.n_parts; i++) {
+        int32_t p = h.parts[i];
+        uint64_t toks = 0, evs = 0;
+        if (tt_engine_transfer(h.rebuild[p], a->engine, &toks, &evs) != 0) {
+            h.oom = 1;
+            break;
+        }
+        tt_info("kafka: partition %d taken over at offset %lld: %llu tokens and %llu buffered "
+                "events rebuilt up to the committed clock %lld (%.1f s)",
+                (int)p, (long long)until[p], (unsigned long long)toks, (unsigned long long)evs,
+                (long long)h.clock[p], (double)(tt_time_mono_ns() - t0) / 1e9);
+    }
+    if (got < 0 || h.oom) {
+        tt_error("kafka: rebuilding the state of %zu partitions: %s", h.n_parts,
+                 h.oom ? "out of memory" : err);
+        rc = -1;
+    }
+    for (size_t i = 0; h.rebuild && i < h.n_parts; i++) {
+        tt_engine_free(h.rebuild[h.parts[i]]);
+    }
+    tt_aev_scratch_free(&h.scratch);
+    free(until);
+    free(h.rebuild);
+    free(h.clock);
+    free(h.parts);
+    return rc;
 }
 
 /* ---- /metrics ---- */
@@ -403,7 +583,8 @@ static int run_once(analyzer *a)
             tt_error("%s", a->oom ? "out of memory" : err);
             return 2;
         }
-        if (tt_engine_advance(a->engine, tt_engine_watermark(a->engine)) != 0 || a->oom) {
+        if (may_advance(a) &&
+            (tt_engine_advance(a->engine, tt_engine_watermark(a->engine)) != 0 || a->oom)) {
             tt_error("out of memory");
             return 2;
         }
@@ -467,9 +648,7 @@ static int run_follow(analyzer *a)
         if (n < 0) {
             tt_warn("%s (will retry)", err);
         }
-        int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
-        int64_t wm = tt_engine_watermark(a->engine);
-        if (tt_engine_advance(a->engine, wm > clock ? wm : clock) != 0 || a->oom) {
+        if (may_advance(a) && (tt_engine_advance(a->engine, follow_clock(a)) != 0 || a->oom)) {
             tt_error("out of memory");
             return 2;
         }
@@ -486,9 +665,9 @@ static int run_follow(analyzer *a)
         }
     }
     tt_info("signal %d: checkpointing and stopping", (int)stop_signal);
-    int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
-    int64_t wm = tt_engine_watermark(a->engine);
-    tt_engine_advance(a->engine, wm > clock ? wm : clock);
+    if (may_advance(a)) {
+        tt_engine_advance(a->engine, follow_clock(a));
+    }
     if (checkpoint(a) != 0) {
         return 2;
     }
@@ -621,6 +800,7 @@ int tt_cmd_analyze(int argc, char **argv)
                                    .timeout_ms = a.cfg.kafka_timeout_ms,
                                    .all_incidents = 1,
                                    .on_revoke = on_revoke,
+                                   .on_assign = on_assign,
                                    .ctx = &a};
         a.kafka = 1;
         a.source = tt_source_kafka_open(&ko, err, sizeof(err));
@@ -647,6 +827,9 @@ int tt_cmd_analyze(int argc, char **argv)
     if (a.store == NULL || a.engine == NULL) {
         fprintf(stderr, "tokentrail analyze: %s\n", a.store ? "out of memory" : err);
         goto out;
+    }
+    if (a.kafka) {
+        tt_engine_set_partitions(a.engine, TT_SOURCE_KAFKA_MAX_PARTITIONS);
     }
     int restored = tt_anstore_restore(a.store, a.engine, a.source, err, sizeof(err));
     if (restored < 0) {

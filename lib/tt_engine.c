@@ -33,6 +33,9 @@
 #define NEVER INT64_MAX
 #define REF_MAX (TT_EV_MAX_SOURCE + TT_EV_MAX_ID + 2)
 #define BLOB_MAX (1 << 20)
+/* A token whose partition is not known (a checkpoint from before partitions
+ * were recorded, or a source without partitions). */
+#define PART_NONE 0xffff
 #define MASK_BITS 64 /* scopes beyond the 64th of a token are not tracked for unused_scopes */
 
 /* token flags */
@@ -59,6 +62,7 @@ typedef struct tok {
     uint32_t client, subject, incident, scopeset; /* intern ids; 0 = none */
     uint32_t gen;                                 /* bumped when the slot is reused */
     uint16_t flags, reported;     /* reported: bit per finding kind already emitted */
+    uint16_t part;                /* source partition of its events; PART_NONE = unknown */
     char *raw_id;                 /* token_id when it is not a sha256 fingerprint */
     char *ev_issued, *ev_revoked; /* evidence: "source/id" */
 } tok;
@@ -160,6 +164,7 @@ struct tt_engine {
     size_t ring_head, ring_n, ring_cap;
 
     int64_t max_seen, now, clock;
+    int64_t part_mod; /* seq % part_mod is an event's partition; 0 = no partitions */
     int oom;
     tt_engine_stats st;
 };
@@ -1084,6 +1089,7 @@ static void on_issued(tt_engine *e, const tt_aev *ev)
     t->incident = sid(e, ev->incident_id);
     t->scopeset = set_of(e, ev->scopes, ev->n_scopes);
     t->ev_issued = dupref(ev);
+    t->part = e->part_mod > 0 && ev->seq >= 0 ? (uint16_t)(ev->seq % e->part_mod) : PART_NONE;
     if (raw) {
         t->raw_id = strdup(ev->token_id);
         t->flags |= T_RAW_ID;
@@ -1613,12 +1619,14 @@ static const char *r_str(rd *r, char *out, size_t cap)
 }
 
 #define BLOB_VERSION 1
+/* Token blobs: version 2 appends the token's partition. */
+#define TOKEN_BLOB_VERSION 2
 
 static int encode_token(const tt_engine *e, const tok *t, tt_buf *b)
 {
     uint32_t ids[TT_EV_MAX_LIST];
     size_t n = t->scopeset ? set_ids(e, t->scopeset, ids) : 0;
-    int rc = w_i64(b, BLOB_VERSION) | w_i64(b, t->issued_at) | w_i64(b, t->expires_at) |
+    int rc = w_i64(b, TOKEN_BLOB_VERSION) | w_i64(b, t->issued_at) | w_i64(b, t->expires_at) |
              w_i64(b, t->revoked_at) | w_i64(b, t->last_active) | w_i64(b, t->ended_at) |
              w_i64(b, (int64_t)t->used_mask) | w_i64(b, t->flags & T_PERSIST_MASK) |
              w_i64(b, t->reported) | w_str(b, t->raw_id) | w_sid(b, e, t->client) |
@@ -1627,7 +1635,7 @@ static int encode_token(const tt_engine *e, const tok *t, tt_buf *b)
     for (size_t i = 0; i < n; i++) {
         rc |= w_sid(b, e, ids[i]);
     }
-    return rc;
+    return rc | w_i64(b, t->part);
 }
 
 static int encode_incident(const tt_engine *e, const incident *in, tt_buf *b)
@@ -1804,12 +1812,14 @@ void tt_engine_save_done(tt_engine *e)
     e->n_saved_dirty = e->n_saved_deleted = e->n_saved_hist = e->n_saved_gone = 0;
 }
 
-int tt_engine_load_token(tt_engine *e, const uint8_t key[32], const void *blob, size_t len)
+static int load_token(tt_engine *e, const uint8_t key[32], const void *blob, size_t len,
+                      int dirty)
 {
     rd r = {blob, (const uint8_t *)blob + len, 0};
     char raw[TT_EV_MAX_ID + 1], client[TT_EV_MAX_ID + 1], subj[TT_EV_MAX_TEXT + 1];
     char inc[TT_EV_MAX_ID + 1], evi[REF_MAX], evr[REF_MAX];
-    if (r_i64(&r) != BLOB_VERSION || tok_find(e, key) != UINT32_MAX) {
+    int64_t version = r_i64(&r);
+    if ((version != 1 && version != TOKEN_BLOB_VERSION) || tok_find(e, key) != UINT32_MAX) {
         return -1;
     }
     tok v;
@@ -1840,7 +1850,8 @@ int tt_engine_load_token(tt_engine *e, const uint8_t key[32], const void *blob, 
             return -1;
         }
     }
-    if (r.bad || r.p != r.end) {
+    int64_t part = version >= 2 ? r_i64(&r) : PART_NONE;
+    if (r.bad || r.p != r.end || part < 0 || part > PART_NONE) {
         return -1;
     }
     uint32_t idx = tok_insert(e, key);
@@ -1857,6 +1868,7 @@ int tt_engine_load_token(tt_engine *e, const uint8_t key[32], const void *blob, 
     t->subject = sid(e, su);
     t->incident = sid(e, ic);
     t->scopeset = set_of(e, scopes, (size_t)n);
+    t->part = (uint16_t)part;
     t->ev_issued = strdup(ei);
     t->ev_revoked = er ? strdup(er) : NULL;
     t->raw_id = rawp ? strdup(rawp) : NULL;
@@ -1879,9 +1891,17 @@ int tt_engine_load_token(tt_engine *e, const uint8_t key[32], const void *blob, 
         }
     }
     schedule(e, idx);
+    if (dirty) {
+        mark_dirty(e, idx);
+    }
     int rc = e->oom ? -1 : 0;
     e->oom = 0;
     return rc;
+}
+
+int tt_engine_load_token(tt_engine *e, const uint8_t key[32], const void *blob, size_t len)
+{
+    return load_token(e, key, blob, len, 0);
 }
 
 int tt_engine_load_incident(tt_engine *e, const char *incident_id, const void *blob, size_t len)
@@ -1927,7 +1947,7 @@ int tt_engine_load_client_scope(tt_engine *e, const char *client_id, const char 
     return e->oom || hset_add(&e->history, h) != 0 ? -1 : 0;
 }
 
-int tt_engine_load_pending(tt_engine *e, int64_t seq, const void *blob, size_t len)
+static int load_pending(tt_engine *e, int64_t seq, const void *blob, size_t len, int saved)
 {
     rd r = {blob, (const uint8_t *)blob + len, 0};
     if (r_i64(&r) != BLOB_VERSION) {
@@ -1989,12 +2009,18 @@ int tt_engine_load_pending(tt_engine *e, int64_t seq, const void *blob, size_t l
     if (r.bad || r.p != r.end) {
         goto out;
     }
-    ev.saved = 1; /* it is in the checkpoint already */
-    rc = enqueue(e, &ev, ev_hash(&ev));
+    ev.saved = saved; /* 1: it is in the checkpoint already */
+    uint64_t h = ev_hash(&ev);
+    rc = !saved && hset_has(&e->seen, h) ? 1 : enqueue(e, &ev, h);
 out:
     free(arena);
     free(lists);
     return rc;
+}
+
+int tt_engine_load_pending(tt_engine *e, int64_t seq, const void *blob, size_t len)
+{
+    return load_pending(e, seq, blob, len, 1);
 }
 
 int tt_engine_load_meta(tt_engine *e, const char *key, int64_t value)
@@ -2007,4 +2033,128 @@ int tt_engine_load_meta(tt_engine *e, const char *key, int64_t value)
         e->clock = value;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- partitions */
+
+void tt_engine_set_partitions(tt_engine *e, int64_t modulus)
+{
+    e->part_mod = modulus > 0 && modulus <= PART_NONE ? modulus : 0;
+}
+
+static int is_token_event(const tt_aev *ev)
+{
+    return ev->type == TT_EV_TOKEN_ISSUED || ev->type == TT_EV_TOKEN_USED ||
+           ev->type == TT_EV_TOKEN_REVOKED;
+}
+
+static int in_part(const tt_engine *e, const tt_aev *ev, int32_t part)
+{
+    return e->part_mod > 0 && ev->seq >= 0 && is_token_event(ev) && ev->seq % e->part_mod == part;
+}
+
+static void pend_heapify(tt_engine *e)
+{
+    for (size_t k = e->n_pend / 2; k-- > 0;) {
+        pent x = e->pend[k];
+        size_t i = k;
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= e->n_pend) {
+                break;
+            }
+            if (c + 1 < e->n_pend && pend_less(&e->pend[c + 1], &e->pend[c])) {
+                c++;
+            }
+            if (!pend_less(&e->pend[c], &x)) {
+                break;
+            }
+            e->pend[i] = e->pend[c];
+            i = c;
+        }
+        e->pend[i] = x;
+    }
+}
+
+int tt_engine_drop_partition(tt_engine *e, int32_t part, uint64_t *dropped)
+{
+    uint64_t n = 0;
+    e->oom = 0;
+    for (uint32_t idx = 0; idx < e->n_toks; idx++) {
+        tok *t = &e->toks[idx];
+        if (t->ev_issued != NULL && t->part == part) {
+            evict(e, idx); /* its timers are stale by gen; deleted at the next save */
+            if (e->oom) {
+                return -1;
+            }
+            n++;
+        }
+    }
+    size_t keep = 0;
+    int short_of_memory = 0;
+    for (size_t i = 0; i < e->n_pend; i++) {
+        tt_aev *ev = e->pend[i].ev;
+        if (!in_part(e, ev, part)) {
+            e->pend[keep++] = e->pend[i];
+            continue;
+        }
+        if (ev->saved) {
+            if (grow((void **)&e->pend_gone, &e->cap_gone, e->n_gone + 1, 8) != 0) {
+                /* keep the rest: consistent, and the caller gives up on the hand-over */
+                short_of_memory = 1;
+                for (; i < e->n_pend; i++) {
+                    e->pend[keep++] = e->pend[i];
+                }
+                break;
+            }
+            e->pend_gone[e->n_gone++] = ev->seq;
+        }
+        hset_del(&e->seen, ev->hash);
+        ev_release(e, ev);
+        n++;
+    }
+    e->n_pend = keep;
+    pend_heapify(e);
+    if (dropped) {
+        *dropped = n;
+    }
+    return short_of_memory ? -1 : 0;
+}
+
+int tt_engine_transfer(tt_engine *from, tt_engine *to, uint64_t *n_tokens, uint64_t *n_events)
+{
+    tt_buf b;
+    tt_buf_init(&b, BLOB_MAX);
+    int rc = 0;
+    uint64_t nt = 0, ne = 0;
+    for (uint32_t idx = 0; rc == 0 && idx < from->n_toks; idx++) {
+        const tok *t = &from->toks[idx];
+        if (t->ev_issued == NULL) {
+            continue; /* a free slot */
+        }
+        tt_buf_reset(&b);
+        rc = encode_token(from, t, &b) || load_token(to, t->key, b.data, b.len, 1) ? -1 : 0;
+        nt++;
+    }
+    for (size_t i = 0; rc == 0 && i < from->n_pend; i++) {
+        const tt_aev *ev = from->pend[i].ev;
+        if (!is_token_event(ev)) {
+            continue; /* incidents: `to` reads them itself */
+        }
+        tt_buf_reset(&b);
+        int r = encode_aev(ev, &b) ? -1 : load_pending(to, ev->seq, b.data, b.len, 0);
+        rc = r < 0 ? -1 : 0; /* 1: `to` has it already */
+        ne++;
+    }
+    if (rc == 0) {
+        to->max_seen = max64(to->max_seen, from->max_seen);
+    }
+    tt_buf_free(&b);
+    if (n_tokens) {
+        *n_tokens = nt;
+    }
+    if (n_events) {
+        *n_events = ne;
+    }
+    return rc;
 }

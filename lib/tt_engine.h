@@ -90,4 +90,24 @@ int tt_engine_load_client_scope(tt_engine *e, const char *client_id, const char 
 int tt_engine_load_pending(tt_engine *e, int64_t seq, const void *blob, size_t len);
 int tt_engine_load_meta(tt_engine *e, const char *key, int64_t value);
 
+/* ---- partitions (Kafka: a consumer group shares the partitions out) ----
+ * With a modulus set, ev->seq % modulus is an event's partition (the Kafka
+ * source's ordinals are offset * 1024 + partition), and each token remembers
+ * the partition of its token.issued event; all events of a token share one
+ * partition (the message key is the token id). Set before the first offer. */
+void tt_engine_set_partitions(tt_engine *e, int64_t modulus);
+
+/* Forget the tokens of `part` and its buffered token events, without
+ * findings (another group member owns them now); they are deleted from the
+ * checkpoint at the next save. `dropped` (may be NULL) gets how many tokens
+ * and events went. Returns 0, or -1 when out of memory (partly dropped). */
+int tt_engine_drop_partition(tt_engine *e, int32_t part, uint64_t *dropped);
+
+/* Copy every token and buffered token event of `from` into `to`, which holds
+ * none of those tokens (drop their partition first); incident state and
+ * incident events stay behind (`to` reads incidents itself). The copies are
+ * saved at `to`'s next save, and their timers run on `to`'s clock. Counts
+ * may be NULL. Returns 0, or -1 (a token `to` holds already, out of memory). */
+int tt_engine_transfer(tt_engine *from, tt_engine *to, uint64_t *n_tokens, uint64_t *n_events);
+
 #endif

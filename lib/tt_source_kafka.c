@@ -32,6 +32,8 @@ typedef struct part {
     int64_t ckpt;      /* from seek (the local checkpoint); -1 = none */
     int64_t committed; /* last offset we committed; -1 = none */
     int64_t hwm;       /* --once: high watermark at assignment */
+    int held;          /* the caller's state holds this partition up to next (or ckpt) */
+    int64_t committed_clock; /* the clock committed with `committed` */
 } part;
 
 typedef struct kafka_source {
@@ -45,7 +47,11 @@ typedef struct kafka_source {
     int closed;
     int64_t timeout_ms;
     int (*on_revoke)(void *ctx);
+    int (*on_assign)(void *ctx, tt_source *src, const tt_source_kafka_handover *h, size_t n);
     void *ctx;
+    char brokers[1024];
+    const tt_strlist *props; /* borrowed */
+    int64_t clock_ms;        /* committed with the offsets (the checkpoint's clock) */
     rd_kafka_message_t *held; /* refused by the callback: delivered again next poll */
     int held_side;
     /* The incident reader: every partition, assigned directly, never committed. */
@@ -67,7 +73,12 @@ static part *find_in(part *parts, int *n, int32_t id, int add)
         return NULL;
     }
     part *p = &parts[(*n)++];
-    *p = (part){.id = id, .next = -1, .ckpt = -1, .committed = -1, .hwm = -1};
+    *p = (part){.id = id,
+                .next = -1,
+                .ckpt = -1,
+                .committed = -1,
+                .hwm = -1,
+                .committed_clock = INT64_MIN};
     return p;
 }
 
@@ -148,8 +159,21 @@ static rd_kafka_topic_partition_list_t *delivered_list(kafka_source *s)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->n_parts + 1);
     for (int i = 0; i < s->n_parts; i++) {
         part *p = &s->parts[i];
-        if (p->assigned && p->next >= 0 && p->next != p->committed) {
-            rd_kafka_topic_partition_list_add(l, s->topic, p->id)->offset = p->next;
+        /* A new clock alone is worth a commit: a member taking over
+         * continues from it (timers fired since were reported here). */
+        if (p->assigned && p->next >= 0 &&
+            (p->next != p->committed || s->clock_ms != p->committed_clock)) {
+            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, s->topic, p->id);
+            tp->offset = p->next;
+            /* The analyzer clock of the checkpoint behind this offset: a member
+             * that takes the partition over rebuilds the state up to it. */
+            char md[48];
+            int n = snprintf(md, sizeof(md), "clock=%" PRId64, s->clock_ms);
+            tp->metadata = malloc((size_t)n);
+            if (tp->metadata) {
+                memcpy(tp->metadata, md, (size_t)n);
+                tp->metadata_size = (size_t)n;
+            }
         }
     }
     return l;
@@ -167,6 +191,7 @@ static int commit_now(kafka_source *s, char *err, size_t errlen)
             part *p = find_part(s, l->elems[i].partition, 0);
             if (p) {
                 p->committed = l->elems[i].offset;
+                p->committed_clock = s->clock_ms;
             }
         }
     } else {
@@ -176,19 +201,57 @@ static int commit_now(kafka_source *s, char *err, size_t errlen)
     return e == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
+/* The clock from a commit's metadata ("clock=MS"); INT64_MIN when absent. */
+static int64_t metadata_clock(const rd_kafka_topic_partition_t *tp)
+{
+    char md[48];
+    if (tp->metadata == NULL || tp->metadata_size < 7 || tp->metadata_size >= sizeof(md)) {
+        return INT64_MIN;
+    }
+    memcpy(md, tp->metadata, tp->metadata_size);
+    md[tp->metadata_size] = '\0';
+    char *end;
+    long long v = strncmp(md, "clock=", 6) == 0 ? strtoll(md + 6, &end, 10) : 0;
+    return strncmp(md, "clock=", 6) == 0 && end != md + 6 && *end == '\0' ? (int64_t)v
+                                                                          : INT64_MIN;
+}
+
 static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *l)
 {
-    /* The group's committed offsets are the position; the local checkpoint
-     * wins only when it is ahead (a crash between checkpoint and commit: the
-     * state already holds those events). */
+    /* The group's committed offsets are the position. Where the caller's
+     * state holds a partition at or past it (it was the last to commit, or
+     * crashed between its checkpoint and the commit) it continues from its
+     * own position; otherwise another member moved the partition on, and the
+     * caller rebuilds the partition's state up to the committed offset
+     * (on_assign callback) before reading on from there. */
     rd_kafka_resp_err_t e = rd_kafka_committed(s->rk, l, CALL_TIMEOUT_MS);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         tt_warn("kafka: reading committed offsets: %s; starting from the stored offsets",
                 rd_kafka_err2str(e));
     }
+    tt_source_kafka_handover *h = calloc((size_t)s->n_parts + (size_t)l->cnt + 1, sizeof(*h));
+    size_t nh = 0;
+    for (int i = 0; i < l->cnt; i++) {
+        find_part(s, l->elems[i].partition, 1); /* so the drop pass below sees all */
+    }
+    /* Held partitions that are not assigned any more: their state goes. */
+    for (int i = 0; i < s->n_parts; i++) {
+        part *p = &s->parts[i];
+        int kept = 0;
+        for (int j = 0; j < l->cnt && !kept; j++) {
+            kept = l->elems[j].partition == p->id;
+        }
+        if (p->held && !kept) {
+            if (h) {
+                h[nh++] = (tt_source_kafka_handover){.partition = p->id, .drop = 1};
+            }
+            p->held = 0;
+            p->next = p->ckpt = -1;
+        }
+    }
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &l->elems[i];
-        part *p = find_part(s, tp->partition, 1);
+        part *p = find_part(s, tp->partition, 0);
         if (p == NULL) {
             tt_error("kafka: more than %d partitions; partition %d ignored",
                      TT_SOURCE_KAFKA_MAX_PARTITIONS, (int)tp->partition);
@@ -199,10 +262,21 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *l)
                                              CALL_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             lo = hi = -1;
         }
-        int64_t off = e == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 ? tp->offset : -1;
-        p->committed = off;
-        if (p->ckpt > off) {
-            off = p->ckpt;
+        int64_t committed = e == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 ? tp->offset : -1;
+        int64_t local = !p->held ? -1 : p->next >= 0 ? p->next : p->ckpt;
+        int64_t off = local;
+        p->committed = committed;
+        p->committed_clock = metadata_clock(tp);
+        if (committed >= 0 && committed > local) {
+            /* moved on by another member (or never held here) */
+            if (h) {
+                h[nh++] = (tt_source_kafka_handover){.partition = p->id,
+                                                     .drop = p->held,
+                                                     .restore = 1,
+                                                     .committed = committed,
+                                                     .clock_ms = metadata_clock(tp)};
+            }
+            off = committed;
         }
         if (off < 0 && lo >= 0) {
             off = lo;
@@ -211,9 +285,17 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *l)
         p->next = off;
         p->hwm = hi;
         p->assigned = 1;
-        tt_info("kafka: assigned %s [%d] from offset %lld (high watermark %lld)", s->topic,
-                (int)tp->partition, (long long)off, (long long)hi);
+        p->held = 1; /* from here on (after any restore) the caller's state holds it */
+        tt_info("kafka: assigned %s [%d] from offset %lld (committed %lld, high watermark %lld)",
+                s->topic, (int)tp->partition, (long long)off, (long long)committed,
+                (long long)hi);
     }
+    if (h == NULL) {
+        tt_error("kafka: out of memory preparing the hand-over of partitions");
+    } else if (nh > 0 && s->on_assign != NULL && s->on_assign(s->ctx, &s->base, h, nh) != 0) {
+        tt_error("kafka: the hand-over of partitions failed; their findings may be incomplete");
+    }
+    free(h);
     e = rd_kafka_assign(s->rk, l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         tt_error("kafka: assign: %s", rd_kafka_err2str(e));
@@ -458,6 +540,7 @@ static int kf_seek(tt_source *src, const char *pos, char *err, size_t errlen)
             goto bad;
         }
         p->ckpt = off;
+        p->held = parts == s->parts; /* the restored state holds it */
         c = *end == ',' ? end + 1 : end;
     }
     return 0;
@@ -547,7 +630,11 @@ tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t
     s->once = o->once;
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     s->on_revoke = o->on_revoke;
+    s->on_assign = o->on_assign;
     s->ctx = o->ctx;
+    s->props = o->props;
+    s->clock_ms = INT64_MIN;
+    snprintf(s->brokers, sizeof(s->brokers), "%s", o->brokers ? o->brokers : "");
     snprintf(s->topic, sizeof(s->topic), "%s", o->topic ? o->topic : TT_KAFKA_DEFAULT_TOPIC);
     rd_kafka_conf_t *conf = tt_kafka_conf_new(o->brokers, o->props, err, errlen);
     if (conf == NULL) {
@@ -642,4 +729,138 @@ void tt_source_kafka_assignment(const tt_source *src, char *out, size_t n)
             len += (size_t)w;
         }
     }
+}
+
+void tt_source_kafka_set_clock(tt_source *src, int64_t clock_ms)
+{
+    ((kafka_source *)src)->clock_ms = clock_ms;
+}
+
+int tt_source_kafka_assigned(const tt_source *src)
+{
+    return ((const kafka_source *)src)->have_assignment;
+}
+
+int64_t tt_source_kafka_replay(tt_source *src, const int64_t *until, size_t n_until,
+                               tt_source_cb cb, void *ctx, char *err, size_t errlen)
+{
+    kafka_source *s = (kafka_source *)src;
+    rd_kafka_conf_t *conf = tt_kafka_conf_new(s->brokers, s->props, err, errlen);
+    if (conf == NULL ||
+        tt_kafka_conf_set(conf, "group.id", "tokentrail-analyzer-handover", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0) {
+        if (conf) {
+            rd_kafka_conf_destroy(conf);
+        }
+        return -1;
+    }
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka: %s", why);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    int64_t n = -1;
+    int64_t *stop = NULL;
+    int np = 0;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, s->topic, NULL);
+    rd_kafka_resp_err_t e =
+        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, CALL_TIMEOUT_MS) : rd_kafka_last_error();
+    if (rkt) {
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
+        md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "kafka: metadata of %s for a hand-over: %s", s->topic,
+                 rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : md->topics[0].err));
+        goto out;
+    }
+    np = md->topics[0].partition_cnt;
+    stop = calloc((size_t)(np > 0 ? np : 1), sizeof(*stop));
+    l = rd_kafka_topic_partition_list_new(np > 0 ? np : 1);
+    if (stop == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    int open_parts = 0;
+    for (int i = 0; i < np; i++) {
+        int32_t id = md->topics[0].partitions[i].id;
+        int64_t lo = -1, hi = -1;
+        if (id < 0 || id >= np ||
+            rd_kafka_query_watermark_offsets(rk, s->topic, id, &lo, &hi, CALL_TIMEOUT_MS) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(err, errlen, "kafka: watermarks of %s [%d] for a hand-over", s->topic,
+                     (int)id);
+            goto out;
+        }
+        stop[id] = hi;
+        if (lo < hi) {
+            rd_kafka_topic_partition_list_add(l, s->topic, id)->offset = lo;
+            open_parts++;
+        }
+    }
+    if ((e = rd_kafka_assign(rk, l)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "kafka: assign for a hand-over: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    n = 0;
+    int64_t last_progress = tt_time_mono_ns();
+    while (open_parts > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_WAIT_MS);
+        if (m == NULL) {
+            if (tt_time_mono_ns() - last_progress > s->timeout_ms * 1000000) {
+                snprintf(err, errlen, "kafka: no progress reading %s for a hand-over for %lld ms",
+                         s->topic, (long long)s->timeout_ms);
+                n = -1;
+                break;
+            }
+            continue;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->partition < 0 || m->partition >= np ||
+            m->offset >= stop[m->partition]) {
+            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                tt_warn("kafka: reading %s for a hand-over: %s", s->topic,
+                        rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last_progress = tt_time_mono_ns();
+        int32_t pid = m->partition;
+        /* Token events of the partitions taken over, below their committed
+         * offset; incident events of every partition. */
+        int want = is_incident(m) || ((size_t)pid < n_until && until[pid] >= 0 &&
+                                      m->offset < until[pid]);
+        int rc = 0;
+        if (want) {
+            int64_t ord = m->offset * TT_SOURCE_KAFKA_MAX_PARTITIONS + pid;
+            rc = cb(ctx, m->payload ? (const char *)m->payload : "", m->len, ord);
+            n++;
+        }
+        if (m->offset + 1 >= stop[pid]) {
+            open_parts--;
+        }
+        rd_kafka_message_destroy(m);
+        if (rc != 0) {
+            snprintf(err, errlen, "hand-over stopped by the caller");
+            n = -1;
+            break;
+        }
+    }
+out:
+    if (l) {
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    free(stop);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
 }

@@ -3,8 +3,9 @@
 # a collector: (1) one --once instance finds exactly what `analyze --db` finds
 # on the collector's database, commits the group's offsets and finds nothing
 # new on a second run; (3) the findings are in `tokentrail.findings`
-# (key = token_id, header finding_kind). Two instances in one group are not
-# compared yet: see (2) below and docs/analyze.md#kafka.
+# (key = token_id, header finding_kind); (2) two followers in one consumer
+# group, one arriving mid-stream and taking partitions over, report the same
+# token-level findings as one instance, none of them twice.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$TT_ROOT/tests/kafka/testlib.sh"
@@ -61,13 +62,101 @@ assert_eq "$lag" 0 "committed lag of group g-once"
 assert_eq "$?" 2 "exit status with a --state from the SQLite source"
 assert_contains "$(cat "$TT_TMP/mix.err")" "not from a Kafka source" "mixed state message"
 
-# ---- (2) two instances in one group: not tested here (issue 4 is open) ----
-# A pair of followers matched one instance in most runs but not all: a
-# follower applies historical events as they arrive (the analyzer clock,
-# now - lateness, is already past them), so its timers can fire before
-# earlier-dated events that arrive in a later poll, and a partition that moves
-# in a rebalance does not take its token state along (docs/analyze.md#kafka).
-# A flaky comparison would prove nothing; it returns with state hand-over.
+# ---- (2) two instances in one group = one instance ----
+# Three followers on the same topic: X alone in group gx; A and then B in
+# group gp. A reads the history first; B's arrival moves some partitions to
+# B, which must rebuild their token state from the group's committed offsets
+# (B has no state of its own) before the second phase arrives: uses of
+# revoked tokens (used_after_revoke needs the token's state) and revocations
+# (unused_scopes). X's token-level findings must equal A's and B's together,
+# with none reported by both.
+tk_topic ho.events 3
+tt_start --kafka-brokers "$TK_BS" --kafka-topic ho.events || exit 1
+HO_URL=$TT_URL
+an_start() { # NAME GROUP: a follower on ho.events, metrics port in $TT_TMP/NAME.port
+    "$TT_CLI" analyze --kafka-brokers "$TK_BS" --topic ho.events --group "$2" \
+        --state "$TT_TMP/$1.db" --findings-topic ho.findings --policy "$A/handover-policy.yaml" --lateness 4s \
+        --listen 127.0.0.1:0 --port-file "$TT_TMP/$1.port" --format json \
+        >"$TT_TMP/$1.out" 2>"$TT_TMP/$1.err" &
+    TT_PIDS+=("$!")
+    echo $! >"$TT_TMP/$1.pid"
+}
+an_metric() { # NAME SAMPLE
+    curl -s --max-time 5 "http://127.0.0.1:$(cat "$TT_TMP/$1.port" 2>/dev/null)/metrics" |
+        awk -v k="$2" '$1 == k { print $2; f=1 } END { if (!f) print "absent" }'
+}
+an_wait() { # NAME SAMPLE VALUE TIMEOUT_S DESCRIPTION: until the sample equals VALUE
+    local deadline=$((SECONDS + $4)) v
+    while :; do
+        v=$(an_metric "$1" "$2")
+        [ "$v" = "$3" ] && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "$5: $1 $2 is $v, not $3, after $4 s"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+an_wait_log() { # NAME TEXT TIMEOUT_S
+    local deadline=$((SECONDS + $3))
+    until grep -q "$2" "$TT_TMP/$1.err"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            fail "$1 logged no '$2' within $3 s; log:"
+            sed 's/^/    /' "$TT_TMP/$1.err" | tail -n 20 >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+an_start X gx
+an_start A gp
+an_wait X tokentrail_analyzer_source_lag_events 0 60 "X assigned"
+an_wait A tokentrail_analyzer_source_lag_events 0 60 "A assigned"
+# The history is posted as it happens (times within 2.5 s of now), so each
+# follower reads it within the 4 s lateness and applies it in event-time order.
+python3 "$A/handover_gen.py" 1 "$(date +%s%3N)" >"$TT_TMP/ho1.ndjson"
+tt_post "$TT_TMP/ho1.ndjson"
+assert_eq "$STATUS" 200 "POST of the hand-over history"
+tk_wait_outbox_empty 30
+H1=$(grep -c . "$TT_TMP/ho1.ndjson")
+an_wait X 'tokentrail_analyzer_events_total{outcome="processed"}' "$H1" 60 "X read the history"
+an_wait A 'tokentrail_analyzer_events_total{outcome="processed"}' "$H1" 60 "A read the history"
+sleep 1.5 # a checkpoint, and the offsets committed with it
+an_start B gp
+an_wait_log B "taken over" 60
+an_wait_log A "now another member's" 60
+an_wait B tokentrail_analyzer_source_lag_events 0 60 "B caught up after the hand-over"
+python3 "$A/handover_gen.py" 2 0 "$(date +%s%3N)" >"$TT_TMP/ho2.ndjson"
+TT_URL=$HO_URL tt_post "$TT_TMP/ho2.ndjson"
+assert_eq "$STATUS" 200 "POST of the second phase"
+tk_wait_outbox_empty 30
+H2=$(( H1 + $(grep -c . "$TT_TMP/ho2.ndjson") ))
+an_wait X 'tokentrail_analyzer_events_total{outcome="processed"}' "$H2" 60 "X read the second phase"
+for n in A B; do
+    an_wait "$n" tokentrail_analyzer_source_lag_events 0 60 "$n read the second phase"
+    an_wait "$n" tokentrail_analyzer_buffered_events 0 30 "$n applied the second phase"
+done
+an_wait X tokentrail_analyzer_buffered_events 0 30 "X applied the second phase"
+assert_eq "$(an_metric B 'tokentrail_analyzer_events_total{outcome="unknown_token"}')" 0 "B knew every token it was handed"
+sleep 1.5
+for n in X A B; do
+    kill -TERM "$(cat "$TT_TMP/$n.pid")"
+    tt_wait_exit "$(cat "$TT_TMP/$n.pid")" 30 || fail "analyzer $n did not stop"
+    assert_eq "$TT_WAIT_RC" 0 "exit status of follower $n"
+done
+fx=$(tok_ids <"$TT_TMP/X.out")
+fa=$(tok_ids <"$TT_TMP/A.out")
+fb=$(tok_ids <"$TT_TMP/B.out")
+note "token-level findings: X $(printf '%s' "$fx" | grep -c .), A $(printf '%s' "$fa" | grep -c .), B $(printf '%s' "$fb" | grep -c .)"
+fab=$(printf '%s\n%s\n' "$fa" "$fb" | grep . | sort -u)
+assert_eq "$(comm -23 <(printf '%s\n' "$fx") <(printf '%s\n' "$fab") | tr '\n' ' ')" "" "findings of one instance that the two members missed"
+assert_eq "$(comm -13 <(printf '%s\n' "$fx") <(printf '%s\n' "$fab") | tr '\n' ' ')" "" "findings of the two members that one instance did not report"
+assert_eq "$(comm -12 <(printf '%s\n' "$fa") <(printf '%s\n' "$fb") | grep -c .)" 0 "findings reported by both members"
+assert_eq "$(printf '%s\n' "$fx" | grep -c .)" "$(jq -r "select(.kind | test(\"^($TOKEN_LEVEL)\$\")) | .kind" <"$TT_TMP/X.out" | grep -c .)" "X's ids are unique"
+b_uar=$(jq -r 'select(.kind == "used_after_revoke") | .token_id' <"$TT_TMP/B.out" | grep -c .)
+assert_ne "$b_uar" 0 "used_after_revoke found by B on tokens it took over"
+assert_eq "$(jq -r 'select(.kind == "used_after_revoke") | .id' <"$TT_TMP/X.out" | grep -c .)" 12 "used_after_revoke findings (one per revoked token)"
+assert_ne "$(printf '%s\n' "$fa" | grep -c .)" 0 "A reported findings"
 
 # ---- (3) the findings topic ----
 tk_dump tokentrail.findings "$TT_TMP/findings.tsv"

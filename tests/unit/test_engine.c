@@ -577,6 +577,142 @@ START_TEST(engine_restore_mid_stream)
 }
 END_TEST
 
+/* A Kafka-style ordinal: offset * 1024 + partition, the partition chosen by
+ * the token (incident events on partition 2). */
+static int64_t kafka_seq(const spec *s, size_t i)
+{
+    int part = s->type == 'O' || s->type == 'X' ? 2 : (unsigned char)s->key[0] % 2;
+    return (int64_t)(i + 1) * 1024 + part;
+}
+
+/* A partition changes hands after every prefix of the stream: the old owner
+ * checkpointed at clock K; the new owner rebuilds the partitions from the
+ * start up to K in a separate engine whose findings are discarded, takes the
+ * tokens over, and reads on (it read the incidents itself). Together the two
+ * report exactly what one engine reports, nothing twice. */
+START_TEST(engine_handover_mid_stream)
+{
+    const tcase_def *c = &cases[_i];
+    size_t n = n_events(c), order[MAX_EVENTS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    found ref;
+    run_case(c, order, n, &ref);
+    char want[1024];
+    summary(&ref, want, sizeof(want));
+    for (size_t cut = 0; cut <= n; cut++) {
+        tt_policy *p = policy();
+        found fd, discard;
+        memset(&fd, 0, sizeof(fd));
+        memset(&discard, 0, sizeof(discard));
+        tt_engine *old = tt_engine_new(p, 3600000, collect, &fd);
+        tt_engine_set_partitions(old, 1024);
+        for (size_t i = 0; i < cut; i++) {
+            offer(old, &c->ev[i], kafka_seq(&c->ev[i], i));
+            tt_engine_advance(old, tt_engine_watermark(old));
+        }
+        tt_engine_stats st;
+        tt_engine_get_stats(old, &st);
+        int64_t k = st.clock_ms;
+        tt_engine_free(old);
+
+        tt_engine *rebuild = tt_engine_new(p, 3600000, collect, &discard);
+        tt_engine *next = tt_engine_new(p, 3600000, collect, &fd);
+        tt_engine_set_partitions(rebuild, 1024);
+        tt_engine_set_partitions(next, 1024);
+        for (size_t i = 0; i < cut; i++) {
+            offer(rebuild, &c->ev[i], kafka_seq(&c->ev[i], i));
+            if (c->ev[i].type == 'O' || c->ev[i].type == 'X') {
+                offer(next, &c->ev[i], kafka_seq(&c->ev[i], i)); /* its own incident reader */
+            }
+        }
+        if (k != INT64_MIN) {
+            ck_assert_int_eq(tt_engine_advance(rebuild, k), 0);
+        }
+        ck_assert_int_eq(tt_engine_transfer(rebuild, next, NULL, NULL), 0);
+        tt_engine_free(rebuild);
+        for (size_t i = cut; i < n; i++) {
+            offer(next, &c->ev[i], kafka_seq(&c->ev[i], i));
+            tt_engine_advance(next, tt_engine_watermark(next));
+        }
+        tt_engine_flush(next, T0 + (int64_t)c->as_of * 1000);
+        tt_engine_free(next);
+        char got[1024];
+        summary(&fd, got, sizeof(got));
+        ck_assert_msg(strcmp(got, want) == 0, "%s, hand-over after %zu events: [%s] vs [%s]",
+                      c->name, cut, got, want);
+        ck_assert_int_eq(memcmp(fd.ids, ref.ids, sizeof(ref.ids)), 0);
+        tt_policy_free(p);
+    }
+}
+END_TEST
+
+/* Dropping a partition forgets its tokens and buffered token events, finds
+ * nothing for them, keeps the other partitions, and deletes them from the
+ * checkpoint at the next save. */
+START_TEST(engine_drop_partition)
+{
+    tt_policy *p = policy();
+    found fd;
+    memset(&fd, 0, sizeof(fd));
+    mem_store *m = calloc(1, sizeof(*m));
+    ck_assert_ptr_nonnull(m);
+    tt_engine *e = tt_engine_new(p, 3600000, collect, &fd);
+    tt_engine_set_partitions(e, 1024);
+    /* token A on partition 1 ('A' = 65), B on partition 0 ('B' = 66) */
+    const spec ev[] = {I("i1", "A", 0, 900, "r w"), I("i2", "B", 0, 900, "r w"),
+                       U("u1", "A", 60, "r"), U("u2", "B", 60, "r")};
+    for (size_t i = 0; i < 2; i++) {
+        offer(e, &ev[i], kafka_seq(&ev[i], i));
+    }
+    ck_assert_int_eq(tt_engine_flush(e, T0 + 30 * 1000), 0);
+    ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+    tt_engine_save_done(e);
+    for (size_t i = 2; i < 4; i++) { /* buffered: applied only at the flush below */
+        offer(e, &ev[i], kafka_seq(&ev[i], i));
+    }
+    ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+    tt_engine_save_done(e);
+    tt_engine_stats st;
+    tt_engine_get_stats(e, &st);
+    ck_assert_uint_eq(st.tokens, 2);
+    ck_assert_uint_eq(st.buffered, 2);
+    uint64_t gone = 0;
+    ck_assert_int_eq(tt_engine_drop_partition(e, 1, &gone), 0);
+    ck_assert_uint_eq(gone, 2); /* token A and its buffered use */
+    tt_engine_get_stats(e, &st);
+    ck_assert_uint_eq(st.tokens, 1);
+    ck_assert_uint_eq(st.buffered, 1);
+    ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+    tt_engine_save_done(e);
+    int live_tok = 0, live_pend = 0;
+    for (int i = 0; i < MAX_ROWS; i++) {
+        live_tok += m->tok[i].live;
+        live_pend += m->pend[i].live;
+    }
+    ck_assert_int_eq(live_tok, 1);
+    ck_assert_int_eq(live_pend, 1);
+    /* expiry of B alone: unused_scopes for B (w never used), nothing for A */
+    ck_assert_int_eq(tt_engine_flush(e, T0 + 7200 * 1000), 0);
+    char got[1024];
+    summary(&fd, got, sizeof(got));
+    ck_assert_str_eq(got, "unused_scopes");
+    tt_engine_get_stats(e, &st);
+    ck_assert_uint_eq(st.unknown_token, 0);
+    tt_engine_free(e);
+    /* the checkpoint reloads with the token's partition */
+    e = tt_engine_new(p, 3600000, collect, &fd);
+    tt_engine_set_partitions(e, 1024);
+    load_all(e, m);
+    ck_assert_int_eq(tt_engine_drop_partition(e, 0, &gone), 0);
+    ck_assert_uint_eq(gone, 2); /* token B and its buffered use */
+    tt_engine_free(e);
+    free(m);
+    tt_policy_free(p);
+}
+END_TEST
+
 START_TEST(engine_lingering_gauge)
 {
     const tcase_def *c = &cases[17]; /* outlived_incident */
@@ -724,6 +860,8 @@ Suite *tt_engine_suite(void)
     tcase_add_loop_test(tc, engine_order_and_duplicates_do_not_matter, 0, n);
     tcase_add_loop_test(tc, engine_restore_mid_stream, 0, n);
     tcase_add_test(tc, engine_ids_are_deterministic_and_distinct);
+    tcase_add_loop_test(tc, engine_handover_mid_stream, 0, n);
+    tcase_add_test(tc, engine_drop_partition);
     tcase_add_test(tc, engine_lingering_gauge);
     tcase_add_test(tc, aev_scan_canonical_and_escapes);
     tcase_add_test(tc, aev_scan_quote_at_every_offset);
