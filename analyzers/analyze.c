@@ -387,7 +387,8 @@ static int on_assign(void *ctx, tt_source *src, const tt_source_kafka_handover *
     for (size_t i = 0; i < n; i++) {
         uint64_t gone = 0;
         if (hv[i].drop && tt_engine_drop_partition(a->engine, hv[i].partition, &gone) != 0) {
-            tt_error("kafka: out of memory dropping the state of partition %d", (int)hv[i].partition);
+            tt_error("kafka: out of memory dropping the state of partition %d",
+                     (int)hv[i].partition);
             rc = -1;
         } else if (hv[i].drop) {
             tt_info("kafka: partition %d: dropped %llu tokens and buffered events (%s)",

@@ -1812,8 +1812,7 @@ void tt_engine_save_done(tt_engine *e)
     e->n_saved_dirty = e->n_saved_deleted = e->n_saved_hist = e->n_saved_gone = 0;
 }
 
-static int load_token(tt_engine *e, const uint8_t key[32], const void *blob, size_t len,
-                      int dirty)
+static int load_token(tt_engine *e, const uint8_t key[32], const void *blob, size_t len, int dirty)
 {
     rd r = {blob, (const uint8_t *)blob + len, 0};
     char raw[TT_EV_MAX_ID + 1], client[TT_EV_MAX_ID + 1], subj[TT_EV_MAX_TEXT + 1];

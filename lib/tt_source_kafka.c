@@ -28,11 +28,11 @@
 typedef struct part {
     int32_t id;
     int assigned;
-    int64_t next;      /* next offset to deliver; -1 = not known */
-    int64_t ckpt;      /* from seek (the local checkpoint); -1 = none */
-    int64_t committed; /* last offset we committed; -1 = none */
-    int64_t hwm;       /* --once: high watermark at assignment */
-    int held;          /* the caller's state holds this partition up to next (or ckpt) */
+    int64_t next;            /* next offset to deliver; -1 = not known */
+    int64_t ckpt;            /* from seek (the local checkpoint); -1 = none */
+    int64_t committed;       /* last offset we committed; -1 = none */
+    int64_t hwm;             /* --once: high watermark at assignment */
+    int held;                /* the caller's state holds this partition up to next (or ckpt) */
     int64_t committed_clock; /* the clock committed with `committed` */
 } part;
 
@@ -50,8 +50,8 @@ typedef struct kafka_source {
     int (*on_assign)(void *ctx, tt_source *src, const tt_source_kafka_handover *h, size_t n);
     void *ctx;
     char brokers[1024];
-    const tt_strlist *props; /* borrowed */
-    int64_t clock_ms;        /* committed with the offsets (the checkpoint's clock) */
+    const tt_strlist *props;  /* borrowed */
+    int64_t clock_ms;         /* committed with the offsets (the checkpoint's clock) */
     rd_kafka_message_t *held; /* refused by the callback: delivered again next poll */
     int held_side;
     /* The incident reader: every partition, assigned directly, never committed. */
@@ -73,12 +73,8 @@ static part *find_in(part *parts, int *n, int32_t id, int add)
         return NULL;
     }
     part *p = &parts[(*n)++];
-    *p = (part){.id = id,
-                .next = -1,
-                .ckpt = -1,
-                .committed = -1,
-                .hwm = -1,
-                .committed_clock = INT64_MIN};
+    *p = (part){
+        .id = id, .next = -1, .ckpt = -1, .committed = -1, .hwm = -1, .committed_clock = INT64_MIN};
     return p;
 }
 
@@ -212,8 +208,7 @@ static int64_t metadata_clock(const rd_kafka_topic_partition_t *tp)
     md[tp->metadata_size] = '\0';
     char *end;
     long long v = strncmp(md, "clock=", 6) == 0 ? strtoll(md + 6, &end, 10) : 0;
-    return strncmp(md, "clock=", 6) == 0 && end != md + 6 && *end == '\0' ? (int64_t)v
-                                                                          : INT64_MIN;
+    return strncmp(md, "clock=", 6) == 0 && end != md + 6 && *end == '\0' ? (int64_t)v : INT64_MIN;
 }
 
 static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *l)
@@ -287,8 +282,7 @@ static void on_assign(kafka_source *s, rd_kafka_topic_partition_list_t *l)
         p->assigned = 1;
         p->held = 1; /* from here on (after any restore) the caller's state holds it */
         tt_info("kafka: assigned %s [%d] from offset %lld (committed %lld, high watermark %lld)",
-                s->topic, (int)tp->partition, (long long)off, (long long)committed,
-                (long long)hi);
+                s->topic, (int)tp->partition, (long long)off, (long long)committed, (long long)hi);
     }
     if (h == NULL) {
         tt_error("kafka: out of memory preparing the hand-over of partitions");
@@ -643,8 +637,8 @@ tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t
     }
     /* Set after the kafka.* properties, so they win: committing only after
      * a checkpoint rests on them. */
-    if (tt_kafka_conf_set(conf, "group.id", o->group ? o->group : TT_SOURCE_KAFKA_DEFAULT_GROUP, err, errlen) !=
-            0 ||
+    if (tt_kafka_conf_set(conf, "group.id", o->group ? o->group : TT_SOURCE_KAFKA_DEFAULT_GROUP,
+                          err, errlen) != 0 ||
         tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
         tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
         tt_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0) {
@@ -679,7 +673,8 @@ tt_source *tt_source_kafka_open(const tt_source_kafka_opts *o, char *err, size_t
          * joined (partitions are assigned directly) and never committed. */
         conf = tt_kafka_conf_new(o->brokers, o->props, err, errlen);
         if (conf == NULL ||
-            tt_kafka_conf_set(conf, "group.id", "tokentrail-analyzer-incidents", err, errlen) != 0 ||
+            tt_kafka_conf_set(conf, "group.id", "tokentrail-analyzer-incidents", err, errlen) !=
+                0 ||
             tt_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
             tt_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0) {
             if (conf) {
@@ -823,7 +818,8 @@ int64_t tt_source_kafka_replay(tt_source *src, const int64_t *until, size_t n_un
         }
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->partition < 0 || m->partition >= np ||
             m->offset >= stop[m->partition]) {
-            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 tt_warn("kafka: reading %s for a hand-over: %s", s->topic,
                         rd_kafka_message_errstr(m));
             }
@@ -834,8 +830,8 @@ int64_t tt_source_kafka_replay(tt_source *src, const int64_t *until, size_t n_un
         int32_t pid = m->partition;
         /* Token events of the partitions taken over, below their committed
          * offset; incident events of every partition. */
-        int want = is_incident(m) || ((size_t)pid < n_until && until[pid] >= 0 &&
-                                      m->offset < until[pid]);
+        int want =
+            is_incident(m) || ((size_t)pid < n_until && until[pid] >= 0 && m->offset < until[pid]);
         int rc = 0;
         if (want) {
             int64_t ord = m->offset * TT_SOURCE_KAFKA_MAX_PARTITIONS + pid;
