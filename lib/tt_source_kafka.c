@@ -96,24 +96,37 @@ static int is_incident(const rd_kafka_message_t *m)
     return n > 9 && memcmp(v, "incident.", 9) == 0;
 }
 
-/* Assign every partition of the topic to the incident reader, from the
- * checkpoint or the beginning. Returns 0, or -1 with err (tried again). */
-static int side_setup(kafka_source *s, char *err, size_t errlen)
+/* The topic's metadata (the caller destroys it), or NULL with err naming
+ * `what` needed it. */
+static const struct rd_kafka_metadata *topic_metadata(rd_kafka_t *rk, const char *topic,
+                                                      const char *what, char *err, size_t errlen)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->side, s->topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e =
-        rkt ? rd_kafka_metadata(s->side, 0, rkt, &md, CALL_TIMEOUT_MS) : rd_kafka_last_error();
+        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, CALL_TIMEOUT_MS) : rd_kafka_last_error();
     if (rkt) {
         rd_kafka_topic_destroy(rkt);
     }
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
         md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "kafka: metadata of %s for the incident reader: %s", s->topic,
+        snprintf(err, errlen, "kafka: metadata of %s for %s: %s", topic, what,
                  rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : md->topics[0].err));
         if (md) {
             rd_kafka_metadata_destroy(md);
         }
+        return NULL;
+    }
+    return md;
+}
+
+/* Assign every partition of the topic to the incident reader, from the
+ * checkpoint or the beginning. Returns 0, or -1 with err (tried again). */
+static int side_setup(kafka_source *s, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md =
+        topic_metadata(s->side, s->topic, "the incident reader", err, errlen);
+    if (md == NULL) {
         return -1;
     }
     int np = md->topics[0].partition_cnt;
@@ -137,6 +150,7 @@ static int side_setup(kafka_source *s, char *err, size_t errlen)
         rd_kafka_topic_partition_list_add(l, s->topic, id)->offset = p->next;
     }
     rd_kafka_metadata_destroy(md);
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (rc == 0 && (e = rd_kafka_assign(s->side, l)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, errlen, "kafka: assign for the incident reader: %s", rd_kafka_err2str(e));
         rc = -1;
@@ -762,17 +776,9 @@ int64_t tt_source_kafka_replay(tt_source *src, const int64_t *until, size_t n_un
     int64_t *stop = NULL;
     int np = 0;
     rd_kafka_topic_partition_list_t *l = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, s->topic, NULL);
-    rd_kafka_resp_err_t e =
-        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, CALL_TIMEOUT_MS) : rd_kafka_last_error();
-    if (rkt) {
-        rd_kafka_topic_destroy(rkt);
-    }
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
-        md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "kafka: metadata of %s for a hand-over: %s", s->topic,
-                 rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : md->topics[0].err));
+    rd_kafka_resp_err_t e;
+    const struct rd_kafka_metadata *md = topic_metadata(rk, s->topic, "a hand-over", err, errlen);
+    if (md == NULL) {
         goto out;
     }
     np = md->topics[0].partition_cnt;
