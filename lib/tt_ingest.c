@@ -20,6 +20,7 @@ typedef struct pending {
     size_t id;
     size_t token_id;      /* NO_STRING when the event has none */
     size_t incident_id;
+    size_t source_len, id_len, token_id_len, incident_id_len;  /* 0 for none */
 } pending;
 
 #define NO_STRING SIZE_MAX
@@ -65,14 +66,16 @@ static void add_error(ingest_ctx *c, size_t index, const tt_event_error *e)
 }
 
 /* Appends s and its NUL to the arena; returns its offset, or NO_STRING for
- * s == NULL. Sets *rc to -1 on failure. */
-static size_t arena_str(tt_buf *a, const char *s, int *rc)
+ * s == NULL, and its length in *len (0 for NULL). Sets *rc to -1 on failure. */
+static size_t arena_str(tt_buf *a, const char *s, size_t *len, int *rc)
 {
+    *len = 0;
     if (s == NULL) {
         return NO_STRING;
     }
     size_t at = a->len;
-    if (tt_buf_add(a, s, strlen(s) + 1) != 0) {
+    *len = strlen(s);
+    if (tt_buf_add(a, s, *len + 1) != 0) {
         *rc = -1;
     }
     return at;
@@ -101,10 +104,10 @@ static void add_event(ingest_ctx *c, tt_event *ev)
     /* tt_json_dump: same bytes as tt_event_dump, several times faster. */
     int rc = tt_json_dump(ev->json, a);
     p->body_len = a->len - start;
-    p->source = arena_str(a, ev->source, &rc);
-    p->id = arena_str(a, ev->id, &rc);
-    p->token_id = arena_str(a, ev->token_id, &rc);
-    p->incident_id = arena_str(a, ev->incident_id, &rc);
+    p->source = arena_str(a, ev->source, &p->source_len, &rc);
+    p->id = arena_str(a, ev->id, &p->id_len, &rc);
+    p->token_id = arena_str(a, ev->token_id, &p->token_id_len, &rc);
+    p->incident_id = arena_str(a, ev->incident_id, &p->incident_id_len, &rc);
     tt_event_clear(ev);
     if (rc != 0) {
         /* Drop the partial write; the request fails as out of memory. */
@@ -314,7 +317,11 @@ tt_ingest *tt_ingest_prepare(const char *body, size_t len, tt_body_format fmt,
                 .incident_id = p->incident_id == NO_STRING ? NULL : a + p->incident_id,
                 .time_ms = p->time_ms,
                 .body = a + p->body,
-                .body_len = p->body_len};
+                .body_len = p->body_len,
+                .source_len = p->source_len,
+                .id_len = p->id_len,
+                .token_id_len = p->token_id_len,
+                .incident_id_len = p->incident_id_len};
         }
     }
     return in;

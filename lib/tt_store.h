@@ -25,6 +25,10 @@ typedef struct tt_store_row {
     int64_t time_ms;
     const char *body;         /* the normalised CloudEvent JSON */
     size_t body_len;
+    /* Optional lengths of source, id, token_id and incident_id; 0 = measure
+     * the NUL-terminated string. Callers that know them (tt_ingest) pass
+     * them, so the single writer thread does not strlen every column. */
+    size_t source_len, id_len, token_id_len, incident_id_len;
     int result;               /* out: TT_STORE_INSERTED or TT_STORE_DUPLICATE */
 } tt_store_row;
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # kafka_bench.sh - the collector's Kafka throughput against the bare
 # librdkafka ceiling, in one run against the same local KRaft broker:
-#   1. HTTP: wrk posts NDJSON batches of 1000 events (tests/bench/batch.lua) to
-#      `tokentrail collect --kafka-brokers`; counted are events *delivered*
-#      (delivery report received, outbox row deleted), including the drain
-#      after wrk stops.
+#   1. HTTP: the load generator (tests/bench/loadgen.c, as in run.sh) posts
+#      NDJSON batches of 1000 events to `tokentrail collect --kafka-brokers`;
+#      counted are events *delivered* (delivery report received, outbox row
+#      deleted), including the drain after the load generator stops.
 #   2. kcat: `kcat -P` produces the same number of equivalent events (same
 #      size, same key, same headers, same producer settings) from a file.
 # Prints both rates, their ratio, delivery latency p50/p99 and the load
@@ -17,12 +17,13 @@ DURATION=${BENCH_DURATION:-15}
 CONNS=${BENCH_BATCH_CONNS:-8}
 DIR=build/bench/kafka
 K=tests/kafka/kafka.sh
-for tool in wrk kcat java; do
+for tool in kcat java; do
   command -v "$tool" >/dev/null || { echo "kafka bench: $tool is missing: run make deps" >&2; exit 2; }
 done
 make -s bin/tokentrail
 rm -rf "$DIR"
 mkdir -p "$DIR"
+${CC:-cc} -O2 -Wall -Wextra -Werror -o "$DIR/loadgen" tests/bench/loadgen.c
 
 PID=""
 cleanup() {
@@ -47,17 +48,22 @@ bin/tokentrail collect --listen 127.0.0.1:0 --db "$DIR/bench.db" --port-file "$D
 PID=$!
 for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.05; done
 HPORT=$(cat "$DIR/port")
-wrk -t1 -c"$CONNS" -d2s -s tests/bench/batch.lua "http://127.0.0.1:$HPORT" >/dev/null 2>&1
+"$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d 2 >/dev/null
 until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.1; done
 d0=$(metric tokentrail_kafka_delivered_total)
 t0=$(date +%s.%N)
-wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s tests/bench/batch.lua \
-  "http://127.0.0.1:$HPORT" >"$DIR/wrk.txt" 2>&1
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+lg_rc=0
+"$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d "$DURATION" >"$DIR/loadgen.txt" \
+  2>"$DIR/loadgen.err" || lg_rc=$?
 t_http=$(date +%s.%N)
 until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.05; done
 t1=$(date +%s.%N)
 d1=$(metric tokentrail_kafka_delivered_total)
-non2xx=$(awk '/Non-2xx/ { print $NF }' "$DIR/wrk.txt")
+non2xx=$(awk -F= '$1 == "non2xx" || $1 == "sock_errors" { n += $2 } END { print n + 0 }' \
+  "$DIR/loadgen.txt")
+req_p99=$(awk -F= '$1 == "p99_ms" { print $2 " ms" }' "$DIR/loadgen.txt")
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 curl -s "http://127.0.0.1:$HPORT/metrics" >"$DIR/metrics.txt"
 kill "$PID"; wait "$PID" || true; PID=""
 n_http=$((d1 - d0))
@@ -115,4 +121,8 @@ echo "  collector (HTTP NDJSON batches -> outbox -> Kafka): $n_http events deliv
 echo "  kcat -P (bare librdkafka, same events from a file): $kcat_eps events/s"
 echo "  ratio: ${ratio}% of kcat"
 echo "  delivery latency (produce -> delivery report): p50 $p50, p99 $p99"
-echo "  load average: $load ($(nproc) cores, shared with the broker and the load generator)"
+echo "  HTTP request p99 $req_p99"
+echo "  load average: $load0 before, $load1 after the HTTP run, $load after kcat ($(nproc) cores, shared with the broker and the load generator)"
+if [ "$lg_rc" != 0 ] || [ "$non2xx" != 0 ]; then
+  echo "kafka bench: some requests failed:" >&2; cat "$DIR/loadgen.err" >&2; exit 1
+fi

@@ -220,15 +220,15 @@ START_TEST(store_remainder_dedup_is_exact)
 END_TEST
 
 /* Checkpoints run on the store's own checkpointer thread: once the WAL holds
- * more than 1000 pages, they are copied into the database file while the
- * writer goes on, and nothing is lost. */
+ * more than 4000 pages (CKPT_FRAMES), they are copied into the database file
+ * while the writer goes on, and nothing is lost. */
 START_TEST(store_checkpoints_in_background)
 {
     fresh_db();
     char err[256];
     tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
     ck_assert_msg(s != NULL, "%s", err);
-    enum { ROWS = 2400, BATCH = 200, BODY = 8000 };
+    enum { ROWS = 10000, BATCH = 200, BODY = 8000 };
     static char body[BODY + 1];
     memset(body, 'x', BODY);
     static char ids[BATCH][16];
@@ -240,7 +240,7 @@ START_TEST(store_checkpoints_in_background)
         }
         ck_assert_int_eq(tt_store_write(s, rows, BATCH, err, sizeof(err)), 0);
     }
-    /* ~20 MB went through the WAL: the database file must have grown. */
+    /* ~80 MB (~5000 pages) went through the WAL: the database file must have grown. */
     struct stat st = {0};
     for (int i = 0; i < 200 && (stat(dbpath, &st) != 0 || st.st_size < 8 * 1024 * 1024); i++) {
         usleep(20000);
@@ -336,6 +336,43 @@ START_TEST(store_group_commit_under_concurrency)
 }
 END_TEST
 
+/* Callers may pass the string lengths (tt_ingest does, to keep strlen off the
+ * writer thread): the stored columns are the same as when the store measures
+ * them, so a row with lengths and one without dedup against each other. */
+START_TEST(store_explicit_lengths_match_measured)
+{
+    fresh_db();
+    char err[256];
+    tt_store *s = tt_store_open(dbpath, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_store_row a = row("src-a", "id-1", 1, "{}");
+    a.incident_id = "INC-7";
+    a.source_len = 5;
+    a.id_len = 4;
+    a.token_id_len = 3;
+    a.incident_id_len = 5;
+    tt_store_row b = row("src-a", "id-1", 2, "{}");  /* no lengths: measured */
+    ck_assert_int_eq(tt_store_write(s, &a, 1, err, sizeof(err)), 0);
+    ck_assert_int_eq(tt_store_write(s, &b, 1, err, sizeof(err)), 0);
+    ck_assert_int_eq(a.result, TT_STORE_INSERTED);
+    ck_assert_int_eq(b.result, TT_STORE_DUPLICATE);
+    tt_store_close(s);
+
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "SELECT source, id, token_id, incident_id FROM events", -1, &q, NULL);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "src-a");
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 1), "id-1");
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 2), "tok");
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 3), "INC-7");
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+END_TEST
+
 Suite *tt_store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -343,6 +380,7 @@ Suite *tt_store_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, store_wal_and_full_sync);
     tcase_add_test(tc, store_dedups_on_source_and_id);
+    tcase_add_test(tc, store_explicit_lengths_match_measured);
     tcase_add_test(tc, store_chunk_dedup_is_exact);
     tcase_add_test(tc, store_remainder_dedup_is_exact);
     tcase_add_test(tc, store_checkpoints_in_background);
