@@ -28,6 +28,10 @@
 # Usage: tests/bench/drill_bench.sh [ENGINEER_COUNTS...]   (default 50 200 500 1000)
 # Env: DRILL_BENCH_ITERATIONS (5), DRILL_BENCH_REPEAT (1: runs per count),
 #      DRILL_BENCH_DELAY ("20 100": switch delay min and span, ms), TT_BIN,
+#      DRILL_BENCH_SPIN_US (0: the server polls without sleeping this long
+#      after its last request, so the drill's loopback send() does not pay for
+#      waking it; on a shared machine it then answers late - see
+#      drill_bench_server.c),
 #      DRILL_BENCH_MAX_PRESSURE (e.g. 20: before each run wait, up to 120 s, until
 #      the 10 s CPU pressure average - /proc/pressure/cpu "some avg10" - is below
 #      it, so runs on a shared machine are compared at similar contention).
@@ -73,7 +77,8 @@ for n in $(for c in "${COUNTS[@]}"; do for _ in $(seq 1 "$REPEAT"); do echo "$c"
     wait_quiet
     # a fresh server per run so token numbers start at 0
     rm -f "$WORK/port"
-    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" &
+    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" \
+        "${DRILL_BENCH_SPIN_US:-0}" &
     SERVER_PID=$!
     for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
     PORT=$(cat "$WORK/port")
@@ -168,7 +173,7 @@ done
 for c in "${COUNTS[@]}"; do
     case $fails in *" $c "*) ;; *) [ "$c" -le "$best" ] || best=$c ;; esac
 done
-echo "drill bench: probe interval 10 ms, ${ITER} iterations per engineer, switch ${DELAY_MIN}-$((DELAY_MIN + DELAY_SPAN)) ms after the revocation, drill pinned to cpu $DRILL_CPU, server on cpu $SERVER_CPU"
+echo "drill bench: probe interval 10 ms, ${ITER} iterations per engineer, switch ${DELAY_MIN}-$((DELAY_MIN + DELAY_SPAN)) ms after the revocation, drill pinned to cpu $DRILL_CPU, server on cpu $SERVER_CPU (spins ${DRILL_BENCH_SPIN_US:-0} us before sleeping)"
 echo "drill bench: load average $(loadavg) at the end$(psi)"
 echo "drill bench: columns in ms; probeiv = p99 of (first refused - last accepted probe), the bracket the"
 echo "             switch lies in; srvlag99 = p99 server delay answering the last accepted probe;"

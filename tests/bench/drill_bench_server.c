@@ -18,7 +18,15 @@
  *                     last_accepted_rx_ns revoke_reply_ns last_accepted_reply_ns"
  *                     (0: none; a reply instant is taken after its write())
  *
- * Usage: drill_bench_server PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS] */
+ * SPIN_US (default 0): keep polling without sleeping for that long after the
+ * last request. On loopback the drill's send() runs this server's TCP input
+ * and, when the server sleeps, its wakeup (an IPI to the other core): spinning
+ * takes that wakeup off the drill's CPU (a resource server on another host
+ * puts neither on it). But a spinning server uses up its CPU share, so where
+ * other processes share its core it is preempted and answers late: use it on
+ * a quiet machine only.
+ *
+ * Usage: drill_bench_server PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS [SPIN_US]] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +38,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +55,7 @@ typedef struct conn {
 static int64_t *switch_ns, *refused_rx_ns, *accepted_rx_ns, *accepted_tx_ns, *revoke_tx_ns;
 static long n_tokens;
 static conn *conns[MAX_FDS];
-static int64_t delay_min_ms = 20, delay_span_ms = 100;
+static int64_t delay_min_ms = 20, delay_span_ms = 100, spin_ns = 0;
 
 static int64_t ts_ns(const struct timespec *ts)
 {
@@ -180,16 +189,41 @@ static int handle(int fd, conn *c, int64_t rx)
     }
 }
 
+/* Ask for a 300 us scheduler slice (Linux >= 6.12, EEVDF sched_runtime), as
+ * the drill does: a wakeup then preempts a CPU-bound neighbour on this core
+ * instead of waiting out its slice, so other processes on the server's core
+ * delay the replies (srvlag) less. Older kernels refuse it; nothing changes. */
+static void short_slice(void)
+{
+#ifdef SYS_sched_setattr
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+    } attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.runtime = 300 * 1000;
+    (void)syscall(SYS_sched_setattr, 0, &attr, 0);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS]\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT_FILE [DELAY_MIN_MS DELAY_SPAN_MS [SPIN_US]]\n", argv[0]);
         return 2;
     }
     if (argc >= 4) {
         delay_min_ms = strtoll(argv[2], NULL, 10);
         delay_span_ms = strtoll(argv[3], NULL, 10);
     }
+    if (argc >= 5) {
+        spin_ns = strtoll(argv[4], NULL, 10) * 1000;
+    }
+    short_slice();
     switch_ns = calloc(MAX_TOKENS, sizeof(*switch_ns));
     refused_rx_ns = calloc(MAX_TOKENS, sizeof(*refused_rx_ns));
     accepted_rx_ns = calloc(MAX_TOKENS, sizeof(*accepted_rx_ns));
@@ -212,8 +246,15 @@ int main(int argc, char **argv)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     struct epoll_event evs[512];
+    int64_t last_event = 0;
     for (;;) {
-        int n = epoll_wait(ep, evs, 512, -1);
+        int n = spin_ns > 0 ? epoll_wait(ep, evs, 512, 0) : 0;
+        if (n == 0 && (spin_ns == 0 || mono() - last_event >= spin_ns)) {
+            n = epoll_wait(ep, evs, 512, -1);
+        }
+        if (n > 0) {
+            last_event = mono();
+        }
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == ls) {
