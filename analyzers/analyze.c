@@ -63,7 +63,9 @@ typedef struct analyzer {
     int produce_failed; /* a finding could not be produced: --once exits 2 */
     tt_httpd *httpd;
     tt_aev_scratch scratch;
-    tt_finding_row **rows; /* found, not yet committed */
+    int prepared;                /* SQLite: records come from prepare(), not bodies */
+    tt_aev_scratch prep_scratch; /* prepare()'s, touched only on the read-ahead thread */
+    tt_finding_row **rows;       /* found, not yet committed */
     size_t n_rows, cap_rows;
     tt_finding_row **out; /* --once: committed new findings, printed at the end */
     size_t n_out, cap_out;
@@ -250,19 +252,83 @@ static int checkpoint(analyzer *a)
     return 0;
 }
 
+/* A prepared record (the SQLite source's prepare hook): this header, then
+ * by kind a self-contained tt_aev copy (seq set), the NUL-terminated reason
+ * the body was skipped, or the body itself, to scan on the main thread. 8
+ * bytes, so the copy stays 8-byte aligned. */
+enum { PREP_INVALID, PREP_EVENT, PREP_BODY };
+typedef struct prep_head {
+    int64_t kind;
+} prep_head;
+
+_Static_assert(sizeof(prep_head) % _Alignof(tt_aev) == 0, "prep_head keeps tt_aev aligned");
+
+/* The SQLite source's prepare hook: scan the body on the read-ahead thread
+ * (ctx is that thread's scratch), so the main thread only offers events;
+ * when the source says hurry, pass the body on for on_record to scan. */
+static size_t prepare(void *ctx, const char *body, size_t len, int64_t ord, void *out, size_t cap,
+                      int hurry)
+{
+    tt_aev_scratch *sc = ctx;
+    tt_aev ev;
+    char err[256];
+    prep_head h = {PREP_EVENT};
+    size_t need;
+    if (hurry && len <= TT_AEV_MAX_BODY) { /* a larger one: the scan's short error record */
+        h.kind = PREP_BODY;
+        need = sizeof(h) + len;
+        if (need <= cap) {
+            memcpy((char *)out + sizeof(h), body, len);
+        }
+    } else if (tt_aev_scan(body, len, &ev, sc, err, sizeof(err)) != 0) {
+        h.kind = PREP_INVALID;
+        need = sizeof(h) + strlen(err) + 1;
+        if (need <= cap) {
+            memcpy((char *)out + sizeof(h), err, need - sizeof(h));
+        }
+    } else {
+        ev.seq = ord;
+        need = sizeof(h) + tt_aev_clone_size(&ev);
+        if (need <= cap) {
+            tt_aev_clone_into(&ev, (char *)out + sizeof(h), cap - sizeof(h), 0);
+        }
+    }
+    if (need <= cap) {
+        memcpy(out, &h, sizeof(h));
+    }
+    return need;
+}
+
 static int on_record(void *ctx, const char *body, size_t len, int64_t ord)
 {
     analyzer *a = ctx;
     tt_aev ev;
+    const tt_aev *offer = &ev;
     char err[256];
-    if (tt_aev_scan(body, len, &ev, &a->scratch, err, sizeof(err)) != 0) {
+    const char *why = err;
+    prep_head h = {PREP_BODY};
+    if (a->prepared) {
+        memcpy(&h, body, sizeof(h));
+        body += sizeof(h);
+        len -= sizeof(h);
+    }
+    if (h.kind == PREP_EVENT) {
+        offer = (const tt_aev *)(const void *)body;
+    } else if (h.kind == PREP_INVALID) {
+        why = body;
+        offer = NULL;
+    } else if (tt_aev_scan(body, len, &ev, &a->scratch, err, sizeof(err)) != 0) {
+        offer = NULL;
+    } else {
+        ev.seq = ord;
+    }
+    if (offer == NULL) {
         if (a->invalid++ < MAX_LOGGED_INVALID) {
-            tt_warn("event #%lld skipped: %s", (long long)ord, err);
+            tt_warn("event #%lld skipped: %s", (long long)ord, why);
         }
         return 0;
     }
-    ev.seq = ord;
-    if (tt_engine_offer(a->engine, &ev) < 0) {
+    if (tt_engine_offer(a->engine, offer) < 0) {
         a->oom = 1;
         return 1;
     }
@@ -822,6 +888,9 @@ int tt_cmd_analyze(int argc, char **argv)
             fprintf(stderr, "tokentrail analyze: %s\n", err);
             goto out;
         }
+        /* parse the bodies on the source's read-ahead thread */
+        tt_source_sqlite_set_prepare(a.source, prepare, &a.prep_scratch);
+        a.prepared = 1;
         a.store = tt_anstore_open(a.cfg.db, 0, err, sizeof(err));
     }
     a.engine = tt_engine_new(a.policy, a.cfg.lateness_ms, on_finding, &a);
@@ -888,6 +957,7 @@ out:
     tt_anstore_close(a.store);
     tt_policy_free(a.policy);
     tt_aev_scratch_free(&a.scratch);
+    tt_aev_scratch_free(&a.prep_scratch);
     tt_config_free(tt_analyze_config_table, &a.cfg);
     pthread_mutex_destroy(&a.snap.mu);
     return rc;

@@ -13,7 +13,8 @@
  * into PF_BLOCKS blocks of about PF_BLOCK_BYTES while the caller's thread
  * runs the callback on the previous block, so reading the store and
  * analysing it use two cores. Rows are framed as [int64 seq][uint64 len]
- * [body][NUL], padded to 8 bytes. */
+ * [body][NUL], padded to 8 bytes; with a prepare hook the record it makes
+ * replaces the body, so that work moves to the helper thread too. */
 #define PF_BLOCKS 4
 #define PF_BLOCK_BYTES (64 * 1024)
 
@@ -35,33 +36,74 @@ typedef struct sqlite_source {
     pthread_cond_t cv;
     int sync_ok; /* mu and cv initialised */
     pf_block blk[PF_BLOCKS];
-    int stop;  /* consumer: stop reading */
-    int pf_rc; /* producer: the last sqlite3_step result (or SQLITE_NOMEM) */
+    int stop;                  /* consumer: stop reading */
+    int pf_rc;                 /* producer: the last sqlite3_step result (or SQLITE_NOMEM) */
+    tt_source_prepare_fn prep; /* optional; runs where the rows are read */
+    void *prep_ctx;
 } sqlite_source;
 
-/* Append one row to b, growing it through a temporary. 0 or -1 (out of memory). */
-static int pf_put(pf_block *b, int64_t seq, const void *body, size_t len)
+/* Grow b (through a temporary) so that need more bytes fit; capacities stay
+ * multiples of 8, like the frames. 0 or -1 (out of memory). */
+static int pf_grow(pf_block *b, size_t need)
 {
-    size_t need = (16 + len + 1 + 7) & ~(size_t)7;
-    if (b->len + need > b->cap) {
-        size_t cap = b->len + need > PF_BLOCK_BYTES * 2 ? b->len + need : PF_BLOCK_BYTES * 2;
-        char *nb = realloc(b->buf, cap);
-        if (nb == NULL) {
+    size_t cap = b->len + need > PF_BLOCK_BYTES * 2 ? b->len + need : PF_BLOCK_BYTES * 2;
+    cap = (cap + 7) & ~(size_t)7;
+    char *nb = realloc(b->buf, cap);
+    if (nb == NULL) {
+        return -1;
+    }
+    b->buf = nb;
+    b->cap = cap;
+    return 0;
+}
+
+/* Frame one row into b: its body, or with a prepare hook the record the hook
+ * makes of it. Returns 0; 1 when a prepared record does not fit and b already
+ * holds records (the caller ends b and puts the row into the next block: b
+ * must not move, as prepared records may point into themselves); or -1 (out
+ * of memory, or a record longer than TT_SOURCE_MAX_RECORD). */
+static int pf_put(sqlite_source *s, pf_block *b, int64_t seq, const char *body, size_t len,
+                  int hurry)
+{
+    if (b->buf == NULL && pf_grow(b, 0) != 0) {
+        return -1;
+    }
+    for (;;) {
+        /* cap and len are multiples of 8, so a frame that fits unpadded fits padded */
+        size_t room = b->cap - b->len;
+        char *o = b->buf + b->len;
+        size_t rl;
+        int fits;
+        if (s->prep != NULL) {
+            size_t cap = room > 16 + 1 ? room - 16 - 1 : 0;
+            rl = s->prep(s->prep_ctx, body, len, seq, cap ? o + 16 : NULL, cap, hurry);
+            if (rl > TT_SOURCE_MAX_RECORD) {
+                return -1;
+            }
+            fits = rl <= cap;
+        } else {
+            rl = len;
+            fits = 16 + len + 1 <= room;
+            if (fits && len > 0) {
+                memcpy(o + 16, body, len);
+            }
+        }
+        size_t need = (16 + rl + 1 + 7) & ~(size_t)7;
+        if (fits) {
+            uint64_t l = rl;
+            memcpy(o, &seq, 8);
+            memcpy(o + 8, &l, 8);
+            o[16 + rl] = '\0';
+            b->len += need;
+            return 0;
+        }
+        if (s->prep != NULL && b->len > 0) {
+            return 1;
+        }
+        if (pf_grow(b, need) != 0) {
             return -1;
         }
-        b->buf = nb;
-        b->cap = cap;
     }
-    char *o = b->buf + b->len;
-    uint64_t l = len;
-    memcpy(o, &seq, 8);
-    memcpy(o + 8, &l, 8);
-    if (len > 0) {
-        memcpy(o + 16, body, len);
-    }
-    o[16 + len] = '\0';
-    b->len += need;
-    return 0;
 }
 
 /* The helper thread: fill blocks in turn until the query ends, fails, or the
@@ -69,6 +111,7 @@ static int pf_put(pf_block *b, int64_t seq, const void *body, size_t len)
 static void *pf_main(void *arg)
 {
     sqlite_source *s = arg;
+    int carry = 0;
     for (size_t i = 0;; i = (i + 1) % PF_BLOCKS) {
         pf_block *b = &s->blk[i];
         pthread_mutex_lock(&s->mu);
@@ -76,6 +119,15 @@ static void *pf_main(void *arg)
             pthread_cond_wait(&s->cv, &s->mu);
         }
         int stop = s->stop;
+        /* Little queued for the consumer (besides the block it is on): it
+         * will soon wait for this one, so ask the hook to hurry (leave its
+         * work to the callback) rather than let the two threads take turns.
+         * This balances the work between them block by block. */
+        int queued = 0;
+        for (size_t j = 0; j < PF_BLOCKS; j++) {
+            queued += s->blk[j].full;
+        }
+        int hurry = queued <= 2;
         pthread_mutex_unlock(&s->mu);
         if (stop) {
             return NULL;
@@ -83,15 +135,24 @@ static void *pf_main(void *arg)
         b->len = 0;
         int rc = SQLITE_ROW;
         while (b->len < PF_BLOCK_BYTES) {
-            rc = sqlite3_step(s->next);
-            if (rc != SQLITE_ROW) {
-                break;
+            if (!carry) {
+                rc = sqlite3_step(s->next);
+                if (rc != SQLITE_ROW) {
+                    break;
+                }
             }
             /* blob, not text: the bytes as stored, no conversion; NULL reads as "" */
-            const void *body = sqlite3_column_blob(s->next, 1);
+            const char *body = sqlite3_column_blob(s->next, 1);
             size_t len = (size_t)sqlite3_column_bytes(s->next, 1);
-            if (pf_put(b, sqlite3_column_int64(s->next, 0), body, body ? len : 0) != 0) {
+            int put = pf_put(s, b, sqlite3_column_int64(s->next, 0), body ? body : "",
+                             body ? len : 0, hurry);
+            if (put < 0) {
                 rc = SQLITE_NOMEM;
+                break;
+            }
+            /* did not fit: the row (still current) starts the next block */
+            carry = put > 0;
+            if (carry) {
                 break;
             }
         }
@@ -183,7 +244,22 @@ static int64_t sq_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, c
         int64_t seq = sqlite3_column_int64(s->next, 0);
         const char *body = (const char *)sqlite3_column_text(s->next, 1);
         size_t len = (size_t)sqlite3_column_bytes(s->next, 1);
-        if (cb(ctx, body ? body : "", len, seq) != 0) {
+        body = body ? body : "";
+        if (s->prep != NULL) {
+            /* prepared here, into the first block (unused without the helper) */
+            pf_block *b = &s->blk[0];
+            b->len = 0;
+            if (pf_put(s, b, seq, body, len, 0) != 0) {
+                snprintf(err, errlen, "reading events: out of memory");
+                sqlite3_reset(s->next);
+                return -1;
+            }
+            uint64_t l;
+            memcpy(&l, b->buf + 8, 8);
+            len = (size_t)l;
+            body = b->buf + 16;
+        }
+        if (cb(ctx, body, len, seq) != 0) {
             rc = SQLITE_DONE;
             break;
         }
@@ -289,6 +365,16 @@ tt_source *tt_source_sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     return &s->base;
+}
+
+void tt_source_sqlite_set_prepare(tt_source *src, tt_source_prepare_fn fn, void *ctx)
+{
+    if (src->ops != &sqlite_ops) {
+        return; /* the hook is the SQLite source's */
+    }
+    sqlite_source *s = (sqlite_source *)src;
+    s->prep = fn;
+    s->prep_ctx = fn ? ctx : NULL;
 }
 
 int64_t tt_source_poll(tt_source *s, size_t max, tt_source_cb cb, void *ctx, char *err,

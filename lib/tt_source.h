@@ -43,6 +43,31 @@ struct tt_source {
  * err filled (no such file, not a tokentrail database). */
 tt_source *tt_source_sqlite_open(const char *path, char *err, size_t errlen);
 
+/* Longest record a prepare hook may ask for (its body is at most 1 MiB). */
+#define TT_SOURCE_MAX_RECORD (4 << 20)
+
+/* A per-row hook of the SQLite source: turn one row's body into the record
+ * tt_source_cb then receives (as body/len) instead of the body, so work such
+ * as parsing runs on the read-ahead thread, in parallel with the callbacks.
+ * Write the record to out (cap bytes, 8-byte aligned) and return its length.
+ * When it needs more than cap bytes, return the length it needs without
+ * relying on out (which may be NULL when cap is 0): the source calls again,
+ * for the same body and ord, with at least that much room. The record stays
+ * at that address until the callback has run, so it may hold pointers into
+ * itself. hurry says the consumer is about to run out of records: the hook
+ * should then write one quickly (say, the body as is, leaving the work to
+ * the callback) so that the two threads share the work. Must not fail: a
+ * body the hook cannot use becomes a record saying so. Runs on the
+ * read-ahead thread during tt_source_poll (on the polling thread if no
+ * helper thread could start), never concurrently with itself; ctx is
+ * touched only there. */
+typedef size_t (*tt_source_prepare_fn)(void *ctx, const char *body, size_t len, int64_t ord,
+                                       void *out, size_t cap, int hurry);
+
+/* Install (fn != NULL) or remove the prepare hook of an SQLite source; set
+ * it between polls. Without a hook the callback receives the bodies. */
+void tt_source_sqlite_set_prepare(tt_source *src, tt_source_prepare_fn fn, void *ctx);
+
 /* Convenience wrappers over ops. tt_source_close accepts NULL. */
 int64_t tt_source_poll(tt_source *s, size_t max, tt_source_cb cb, void *ctx, char *err,
                        size_t errlen);

@@ -17,6 +17,7 @@ int main(void)
     srunner_add_suite(sr, tt_engine_suite());
     srunner_add_suite(sr, tt_evidence_suite());
     srunner_add_suite(sr, tt_kafka_suite());
+    srunner_add_suite(sr, tt_source_suite());
     srunner_add_suite(sr, tt_source_kafka_suite());
     srunner_add_suite(sr, tt_threshold_suite());
     srunner_add_suite(sr, tt_scenario_suite());

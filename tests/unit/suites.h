@@ -16,6 +16,7 @@ Suite *tt_policy_suite(void);
 Suite *tt_engine_suite(void);
 Suite *tt_evidence_suite(void);
 Suite *tt_kafka_suite(void);
+Suite *tt_source_suite(void);
 Suite *tt_source_kafka_suite(void);
 
 Suite *tt_threshold_suite(void);
