@@ -2145,9 +2145,6 @@ int tt_engine_transfer(tt_engine *from, tt_engine *to, uint64_t *n_tokens, uint6
         rc = r < 0 ? -1 : 0; /* 1: `to` has it already */
         ne++;
     }
-    if (rc == 0) {
-        to->max_seen = max64(to->max_seen, from->max_seen);
-    }
     tt_buf_free(&b);
     if (n_tokens) {
         *n_tokens = nt;
