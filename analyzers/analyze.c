@@ -693,8 +693,15 @@ static int run_once(analyzer *a)
     tt_info("analysed %llu events (%llu duplicates, %llu late, %llu invalid); %zu new findings",
             (unsigned long long)st.events_processed, (unsigned long long)st.duplicates,
             (unsigned long long)st.late, (unsigned long long)a->invalid, a->n_out);
-    tt_info("state: %llu tokens in about %zu bytes (%zu per token)", (unsigned long long)st.tokens,
-            st.memory_bytes, st.tokens ? st.memory_bytes / st.tokens : 0);
+    /* Per token only where the fixed tables no longer dominate the total. */
+    if (st.tokens >= 1000) {
+        tt_info("state: %llu tokens in about %zu KiB (%zu bytes per token)",
+                (unsigned long long)st.tokens, st.memory_bytes / 1024,
+                st.memory_bytes / st.tokens);
+    } else {
+        tt_info("state: %llu tokens in about %zu KiB", (unsigned long long)st.tokens,
+                st.memory_bytes / 1024);
+    }
     if (a->produce_failed) {
         tt_error("some findings were not delivered to Kafka (they are in the findings table)");
         return 2;
@@ -851,6 +858,16 @@ int tt_cmd_analyze(int argc, char **argv)
             goto out;
         }
     }
+    /* Before anything is announced (the port file, the log line): a SIGTERM
+     * from a supervisor that saw the port file stops the run cleanly, with a
+     * checkpoint, instead of killing it. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     a.policy = tt_policy_load(a.cfg.policy, err, sizeof(err));
     if (a.policy == NULL) {
         fprintf(stderr, "tokentrail analyze: %s\n", err);
@@ -921,16 +938,13 @@ int tt_cmd_analyze(int argc, char **argv)
         }
     }
     publish(&a);
-    tt_info("tokentrail %s analyzing %s (%s, continuing after %s)%s%s", TT_VERSION, where,
-            once ? "once" : "following", restored ? pos : "the start",
-            a.httpd ? "; metrics on " : "", a.httpd ? a.cfg.listen : "");
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    char metrics_on[64] = "";
+    if (a.httpd) {
+        snprintf(metrics_on, sizeof(metrics_on), "; metrics on port %u",
+                 (unsigned)tt_httpd_port(a.httpd));
+    }
+    tt_info("tokentrail %s analyzing %s (%s, continuing after %s)%s", TT_VERSION, where,
+            once ? "once" : "following", restored ? pos : "the start", metrics_on);
 
     rc = once ? run_once(&a) : run_follow(&a);
     if (a.kafka && rc != 2) {

@@ -1,9 +1,11 @@
 /* server.c - HTTP ingest, health and metrics endpoints on libmicrohttpd.
  *
- * Threading: libmicrohttpd runs one thread per connection. A POST blocks its
- * connection thread in tt_store_write() until the group commit holding its
- * events is fsynced, so many concurrent requests share one fsync while each
- * client still gets its 2xx only once its events are durable. In Kafka mode
+ * Threading: a pool of libmicrohttpd epoll threads (`threads`, default one per
+ * CPU). A POST's events are handed to the store writer (tt_store_submit) and
+ * its connection is suspended until the group commit holding them is fsynced;
+ * the writer's callback resumes it. Many concurrent requests share one fsync,
+ * no thread waits, and each client still gets its 2xx only once its events
+ * are durable. In Kafka mode
  * "durable" includes the outbox row; delivery to Kafka happens after the
  * answer (tt_kafka), and a full outbox refuses ingest with 503. */
 #include "server.h"

@@ -154,6 +154,18 @@ static void print_summary(const tt_drill_result *r, int failed, size_t errors, c
                    v->value, v->samples);
         }
     }
+    tt_drill_precision pr;
+    if (tt_drill_get_precision(r, &pr) == 0 && pr.probes > 0) {
+        printf("precision: probes %.2f ms (p99) after their tick, max %.2f; refusals located "
+               "within %.1f ms (p99) at a %lld ms interval\n",
+               pr.late_p99_ms, pr.late_max_ms, pr.window_p99_ms, (long long)sc->probe_interval_ms);
+        if (pr.behind) {
+            printf("  %swarning%s: the drill fell behind its probe grid (p99 %.2f ms at a %lld ms "
+                   "interval): propagation times carry that much extra error; run fewer "
+                   "engineers or give the drill a quieter core\n",
+                   red, z, pr.late_p99_ms, (long long)sc->probe_interval_ms);
+        }
+    }
     size_t shown = 0;
     for (size_t i = 0; i < r->n_it && shown < 5; i++) {
         if (r->it[i].error[0]) {

@@ -81,6 +81,8 @@ struct request {
     int rs;                /* resource server index for uses and probes */
     int iteration;         /* the engineer's iteration when sent (stale replies) */
     int64_t sent_ns;       /* when curl sends it (CURLOPT_PREREQFUNCTION), else when added */
+    int64_t due_ns;        /* a probe: the grid tick it was sent for; -1 a catch-up send
+                            * after the previous probe's late answer */
     const char *step;      /* "token request", ... for error messages */
     const char *url;
     char errbuf[CURL_ERROR_SIZE];
@@ -333,6 +335,7 @@ static request *rq_get(drill *d)
     rq->eng = NULL;
     rq->rs = -1;
     rq->iteration = 0;
+    rq->due_ns = -1;
     rq->is_event = 0;
     rq->keep = 0;
     rq->in_done = 0;
@@ -1406,8 +1409,8 @@ static void probe_release(engineer *e)
     }
 }
 
-/* Send server i its probe (t = now). */
-static void probe_send(engineer *e, size_t i, int64_t t)
+/* Send server i its probe (t = now) for the grid tick due_ns (-1: a catch-up). */
+static void probe_send(engineer *e, size_t i, int64_t t, int64_t due_ns)
 {
     const tt_scenario *sc = e->d->sc;
     tt_drill_rs_obs *o = &e->it->rs[i];
@@ -1422,6 +1425,7 @@ static void probe_send(engineer *e, size_t i, int64_t t)
     }
     o->busy = 1;
     o->probes++;
+    rq->due_ns = due_ns;
     send_or_fail(e, rq, on_probe);
 }
 
@@ -1442,6 +1446,8 @@ static void probe_tick(engineer *e)
         final_introspect(e);
         return;
     }
+    /* the tick this wakeup is for (the earliest one, if the loop missed some) */
+    int64_t due = e->next_probe_ns < t ? e->next_probe_ns : t;
     for (size_t i = 0; i < sc->n_rs; i++) {
         tt_drill_rs_obs *o = &e->it->rs[i];
         if (o->refused_ns >= 0) {
@@ -1451,7 +1457,7 @@ static void probe_tick(engineer *e)
             e->missed[i] = 1; /* a slow server is not probed twice at once */
             continue;
         }
-        probe_send(e, i, t);
+        probe_send(e, i, t, due);
         if (e->st == ST_DONE) {
             return;
         }
@@ -1475,6 +1481,9 @@ static void on_probe(request *rq, long status, CURLcode cc)
     if (e->st != ST_PROBE || o->refused_ns >= 0 || o->lingering) {
         return;
     }
+    if (rq->due_ns >= 0 && rq->sent_ns - rq->due_ns > o->probe_late_ns) {
+        o->probe_late_ns = rq->sent_ns - rq->due_ns;
+    }
     if (cc != CURLE_OK) {
         if (cc == CURLE_OPERATION_TIMEDOUT && now_ns() >= e->probe_deadline_ns) {
             return; /* the tick at the deadline marks it lingering */
@@ -1492,7 +1501,7 @@ static void on_probe(request *rq, long status, CURLcode cc)
             /* its tick passed while this one was in flight: catch up now
              * rather than at the next tick, so the bracket stays short */
             e->missed[rq->rs] = 0;
-            probe_send(e, (size_t)rq->rs, t);
+            probe_send(e, (size_t)rq->rs, t, -1);
         }
         return;
     }

@@ -27,6 +27,8 @@ typedef struct tt_drill_rs_obs {
     long refused_status;
     int lingering;           /* still accepting at probe_timeout */
     int probes;
+    int64_t probe_late_ns;   /* the largest delay of a probe past its grid tick
+                              * (the harness's own timing error); -1 none */
     int busy;                /* engine: a probe is in flight */
 } tt_drill_rs_obs;
 
@@ -74,6 +76,23 @@ void tt_drill_result_free(tt_drill_result *r); /* accepts NULL */
  * threshold of the scenario. Returns the number of failed thresholds, or -1
  * on out of memory. */
 int tt_drill_evaluate(tt_drill_result *r);
+
+/* How precise the run's timings are, from its own records (every server):
+ * lateness = how long after its grid tick a probe went out (the harness's own
+ * timing error), window = the width of the interval each refusal was located
+ * in. behind = 1 when the lateness p99 reached half the probe interval: the
+ * harness fell behind its grid and the propagation figures carry that error. */
+typedef struct tt_drill_precision {
+    long probes;            /* iterations with a probe (0: nothing below is set) */
+    double late_p50_ms, late_p99_ms, late_max_ms;
+    long windows;           /* refusals located */
+    double window_p50_ms, window_p99_ms;
+    int behind;
+} tt_drill_precision;
+
+/* Fill p from the series of an evaluated result. Returns 0, or -1 on out of
+ * memory. */
+int tt_drill_get_precision(const tt_drill_result *r, tt_drill_precision *p);
 
 /* "revocation_propagation_ms{rs-nocache} max < 1000" */
 void tt_drill_threshold_label(const tt_sc_threshold *t, char *out, size_t outlen);

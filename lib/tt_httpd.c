@@ -130,8 +130,9 @@ tt_httpd *tt_httpd_start(const char *listen, tt_httpd_render_fn render, void *ct
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&ss, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+    /* The logger first: libmicrohttpd warns on stderr when it is not. */
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+                              mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (h->mhd == NULL) {

@@ -19,6 +19,8 @@ const char *const tt_drill_metrics[] = {
     "time_to_first_use_ms",      /* token in hand .. first accepted use, per RS */
     "revocation_propagation_ms", /* end of access .. first refusal, per RS */
     "lingering",                 /* RS still accepting at probe_timeout (lower bound ms) */
+    "propagation_window_ms",     /* width of the window the refusal began in, per RS */
+    "probe_lateness_ms",         /* the harness's worst probe delay past its tick, per RS */
     "scope_widening",            /* granted scopes exceeding the request */
     "fresh_token_refused",       /* an RS refused a fresh token, per RS */
     "active_after_end",          /* introspection still active after the end */
@@ -31,6 +33,7 @@ static int metric_per_rs(const char *m)
 {
     return strcmp(m, "time_to_first_use_ms") == 0 ||
            strcmp(m, "revocation_propagation_ms") == 0 || strcmp(m, "lingering") == 0 ||
+           strcmp(m, "propagation_window_ms") == 0 || strcmp(m, "probe_lateness_ms") == 0 ||
            strcmp(m, "fresh_token_refused") == 0;
 }
 
@@ -722,7 +725,8 @@ static int threshold_pair(sc_load *L, void *obj, const char *k, yaml_node_t *v)
     if (tt_drill_metrics[i] == NULL) {
         return failf(L, v, "threshold '%s': unknown metric (known: time_to_token_ms, "
                            "time_to_first_use_ms, revocation_propagation_ms, lingering, "
-                           "scope_widening, fresh_token_refused, active_after_end, errors)", k);
+                           "propagation_window_ms, probe_lateness_ms, scope_widening, "
+                           "fresh_token_refused, active_after_end, errors)", k);
     }
     if (tag[0] != '\0') {
         if (!metric_per_rs(metric)) {

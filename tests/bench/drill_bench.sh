@@ -32,6 +32,10 @@
 #      after its last request, so the drill's loopback send() does not pay for
 #      waking it; on a shared machine it then answers late - see
 #      drill_bench_server.c),
+#      DRILL_BENCH_CEILING (1: afterwards measure wrk's requests/s from the
+#      drill's core against the same server, the ceiling for any client; 0: skip),
+#      DRILL_BENCH_CEILING_SECS (5), DRILL_BENCH_CEILING_CONNS (100: wrk's
+#      connections; its best rate here, more connections only queue),
 #      DRILL_BENCH_MAX_PRESSURE (e.g. 20: before each run wait, up to 120 s, until
 #      the 10 s CPU pressure average - /proc/pressure/cpu "some avg10" - is below
 #      it, so runs on a shared machine are compared at similar contention).
@@ -59,11 +63,13 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 TIMEFORMAT='%U %S'
 psi() { [ -r /proc/pressure/cpu ] && echo ", cpu pressure: $(head -1 /proc/pressure/cpu | cut -d' ' -f2-3)"; }
 echo "drill bench: $(nproc) cpus, load average $(loadavg) at start$(psi)"
-printf '%-6s %-6s %-7s %-7s %-7s %-7s %-7s %-8s %-8s %-7s %-7s %-6s %-5s %-6s %-7s %s\n' engrs probes \
-    err_p50 err_p99 late50 late99 stamp50 stamp99 endlag99 probeiv srvlag99 us/req cpu% errors \
+printf '%-6s %-6s %-7s %-7s %-7s %-7s %-7s %-8s %-8s %-7s %-7s %-6s %-5s %-7s %-7s %-6s %-7s %s\n' engrs probes \
+    err_p50 err_p99 late50 late99 stamp50 stamp99 endlag99 probeiv srvlag99 us/req cpu% rq/s/eng self99 errors \
     verdict load/psi
 best=0
 fails=" "
+min_n=
+per_eng=
 pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
 wait_quiet() {
     [ -n "${DRILL_BENCH_MAX_PRESSURE:-}" ] || return 0
@@ -154,6 +160,15 @@ def pct(v, p):
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (r - lo)
 ok = errors == 0 and all(pct(x, 99) < 5 for x in (late, stamp, endlag))
+# one engineer's request rate while it runs iterations: requests per iteration
+# over the mean iteration time (offered load per engineer when not throttled)
+its = [it for it in rep["iterations"] if not it["error"]]
+per_eng = (sum(it["resource_servers"]["rs"]["probes"] + 3 for it in its)
+           / max(sum(it["done_ms"] - it["opened_ms"] for it in its), 1e-9) * 1000)
+# the harness's own account of its lateness (report.json: each iteration's worst
+# probe delay past its tick), to set beside the measured `late`
+self_late = [it["resource_servers"]["rs"]["probe_late_max_ms"] for it in its
+             if it["resource_servers"]["rs"].get("probe_late_max_ms") is not None]
 # the drill's CPU time (whole process: setup and reports too) per HTTP request
 # (token, first use, revocation, probes) and its share of the wall-clock time
 cpu = sum(float(x) for x in sys.argv[4].split())
@@ -163,13 +178,50 @@ busy = cpu * 1e6 / max(int(sys.argv[5]), 1) * 100
 print(f"{sys.argv[3]:<6} {probes:<6} {pct(err,50):<7.2f} {pct(err,99):<7.2f} "
       f"{pct(late,50):<7.2f} {pct(late,99):<7.2f} {pct(stamp,50):<7.3f} {pct(stamp,99):<8.3f} "
       f"{pct(endlag,99):<8.2f} {pct(spacing,99):<7.2f} {pct(srvlag,99):<7.2f} {us_req:<6.1f} "
-      f"{busy:<5.0f} {errors:<6} "
+      f"{busy:<5.0f} {per_eng:<7.1f} {pct(self_late,99):<7.2f} {errors:<6} "
       f"{'ok' if ok else 'over'}")
 PY
 )
     echo "$line    $(loadavg) psi=$(pressure)"
+    # offered load per engineer, from the least loaded run (the least throttled)
+    [ -n "$min_n" ] && [ "$n" -ge "$min_n" ] || { min_n=$n; per_eng=$(awk '{print $14}' <<<"$line"); }
     case $line in *" ok") ;; *) fails="$fails$n " ;; esac
 done
+# The ceiling: how many requests/s a lean HTTP/1.1 client (wrk, one thread,
+# keep-alive, no libcurl) gets from one core against the same server, as kcat is
+# the ceiling for the Kafka bench. No client can carry more engineers on that
+# core than ceiling / (one engineer's request rate).
+ceiling=
+wrk_us=
+if [ "${DRILL_BENCH_CEILING:-1}" != 0 ] && command -v wrk >/dev/null; then
+    rm -f "$WORK/port"
+    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" 0 &
+    SERVER_PID=$!
+    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+    PORT=$(cat "$WORK/port")
+    curl -s --noproxy '*' -X POST "http://127.0.0.1:$PORT/token" >/dev/null
+    wait_quiet
+    conns=${DRILL_BENCH_CEILING_CONNS:-100}
+    { time taskset -c "$DRILL_CPU" wrk -t1 -c"$conns" -d"${DRILL_BENCH_CEILING_SECS:-5}s" \
+        -H 'Authorization: Bearer tok0' "http://127.0.0.1:$PORT/rs" >"$WORK/wrk.txt"; } 2>"$WORK/wrk-cpu.txt"
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    ceiling=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$WORK/wrk.txt")
+    total=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+    # wrk's CPU per request: almost all of it is the kernel's loopback TCP work,
+    # which any client on this core pays
+    read -r wrk_us wrk_sys <<<"$(awk -v n="${total:-0}" '{ if (n > 0) printf "%.1f %.1f", ($1 + $2) * 1e6 / n, $2 * 1e6 / n; else print "? ?" }' "$WORK/wrk-cpu.txt")"
+    echo "drill bench: ceiling: wrk -t1 -c$conns pinned to cpu $DRILL_CPU against the same server: ${ceiling:-?} requests/s, wrk CPU $wrk_us us/request ($wrk_sys us of it in the kernel)"
+fi
+if [ -n "$per_eng" ]; then
+    echo "drill bench: one engineer offers $per_eng requests/s (requests per iteration / mean iteration time, at $min_n engineers)"
+    for c in "${COUNTS[@]}"; do
+        awk -v c="$c" -v r="$per_eng" -v ceil="${ceiling:-0}" -v us="${wrk_us:-0}" 'BEGIN {
+            printf "drill bench:   %5d engineers offer %6.0f requests/s", c, c * r
+            if (ceil > 0) printf " = %3.0f %% of the wrk ceiling", 100 * c * r / ceil
+            if (us + 0 > 0) printf "; at wrk'"'"'s cost per request that is %3.0f %% of a core", c * r * us / 1e4
+            printf "\n" }'
+    done
+fi
 for c in "${COUNTS[@]}"; do
     case $fails in *" $c "*) ;; *) [ "$c" -le "$best" ] || best=$c ;; esac
 done
@@ -177,5 +229,7 @@ echo "drill bench: probe interval 10 ms, ${ITER} iterations per engineer, switch
 echo "drill bench: load average $(loadavg) at the end$(psi)"
 echo "drill bench: columns in ms; probeiv = p99 of (first refused - last accepted probe), the bracket the"
 echo "             switch lies in; srvlag99 = p99 server delay answering the last accepted probe;"
-echo "             us/req = drill CPU time per HTTP request; cpu% = drill CPU / wall time"
+echo "             us/req = drill CPU time per HTTP request; cpu% = drill CPU / wall time;"
+echo "             rq/s/eng = one engineer's requests/s; self99 = p99 of the drill's own report of"
+echo "             its worst probe lateness per iteration (report.json probe_late_max_ms)"
 echo "drill bench: largest engineer count with late, stamp err and end lag p99 < 5 ms in every run and no errors: $best"

@@ -87,7 +87,9 @@ START_TEST(test_full)
                "thresholds:\n"
                "  time_to_token_ms: [\"p95 < 500\", \"max < 2000\"]\n"
                "  revocation_propagation_ms{rs-b}: \"max < 1000\"\n"
-               "  lingering: [\"count == 0\"]\n");
+               "  lingering: [\"count == 0\"]\n"
+               "  probe_lateness_ms: [\"p99 < 5\"]\n"
+               "  propagation_window_ms{rs-a}: [\"p99 < 25\"]\n");
     char err[512] = "";
     tt_scenario *sc = tt_scenario_load(yaml_path, err, sizeof(err));
     ck_assert_msg(sc != NULL, "%s", err);
@@ -110,7 +112,11 @@ START_TEST(test_full)
     ck_assert_int_eq(sc->probe_interval_ms, 20);
     ck_assert_int_eq(sc->probe_timeout_ms, 7000);
     ck_assert_int_eq((int)sc->n_services, 2);
-    ck_assert_int_eq((int)sc->n_thr, 4);
+    ck_assert_int_eq((int)sc->n_thr, 6);
+    ck_assert_str_eq(sc->thr[4].metric, "probe_lateness_ms");
+    ck_assert_ptr_null(sc->thr[4].tag);
+    ck_assert_str_eq(sc->thr[5].metric, "propagation_window_ms");
+    ck_assert_str_eq(sc->thr[5].tag, "rs-a");
     ck_assert_str_eq(sc->thr[1].text, "max < 2000");
     ck_assert_str_eq(sc->thr[2].metric, "revocation_propagation_ms");
     ck_assert_str_eq(sc->thr[2].tag, "rs-b");
