@@ -840,9 +840,17 @@ int tt_cmd_analyze(int argc, char **argv)
         } else if (strcmp(a.cfg.format, "table") == 0) {
             a.as_json = 0;
         } else {
-            fprintf(stderr, "tokentrail analyze: --format: use table or json\n");
+            fprintf(stderr, "tokentrail analyze: --format (config format): '%s' is not table "
+                            "or json\n", a.cfg.format);
             goto out;
         }
+    }
+    if (a.cfg.alertmanager && strncmp(a.cfg.alertmanager, "http://", 7) != 0 &&
+        strncmp(a.cfg.alertmanager, "https://", 8) != 0) {
+        fprintf(stderr, "tokentrail analyze: --alertmanager (config alertmanager): '%s' is not an "
+                        "http:// or https:// URL (Alertmanager's base URL, e.g. "
+                        "http://127.0.0.1:9093)\n", a.cfg.alertmanager);
+        goto out;
     }
     a.as_of = tt_time_now_ms();
     if (as_of) {

@@ -6,11 +6,13 @@
 #define OFF(f) offsetof(tt_analyze_config, f)
 #define DAY_MS INT64_C(86400000)
 
+/* For strings, min 1 means "must not be empty" (see tt_cfg_entry). */
+
 const tt_cfg_entry tt_analyze_config_table[] = {
-    {"db", TT_CFG_STRING, "tokentrail.db", 0, 0, OFF(db),
+    {"db", TT_CFG_STRING, "tokentrail.db", 1, 0, OFF(db),
      "SQLite database written by 'tokentrail collect'; findings and checkpoints go here too"},
-    {"policy", TT_CFG_STRING, NULL, 0, 0, OFF(policy), "policy file (docs/policy.md); required"},
-    {"listen", TT_CFG_STRING, "127.0.0.1:9109", 0, 0, OFF(listen),
+    {"policy", TT_CFG_STRING, NULL, 1, 0, OFF(policy), "policy file (docs/policy.md); required"},
+    {"listen", TT_CFG_STRING, "127.0.0.1:9109", 1, 0, OFF(listen),
      "HOST:PORT for GET /metrics and /healthz (port 0 picks a free port)"},
     {"lateness", TT_CFG_DURATION, "5m", 0, 7 * DAY_MS, OFF(lateness_ms),
      "how late or out of order events may arrive and still be analysed in order"},
@@ -25,7 +27,7 @@ const tt_cfg_entry tt_analyze_config_table[] = {
     {"checkpoint_interval", TT_CFG_DURATION, "1s", 10, 3600000, OFF(checkpoint_interval_ms),
      "how often state and findings are committed while following"},
     {"batch", TT_CFG_INT, "20000", 1, 1000000, OFF(batch), "events read per poll"},
-    {"log_level", TT_CFG_STRING, "info", 0, 0, OFF(log_level), "error, warn, info or debug"},
+    {"log_level", TT_CFG_LOGLEVEL, "info", 0, 0, OFF(log_level), "error, warn, info or debug"},
     {"port_file", TT_CFG_STRING, NULL, 0, 0, OFF(port_file),
      "write the bound /metrics port to this file once listening"},
     {"kafka.brokers", TT_CFG_STRING, NULL, 0, 0, OFF(kafka_brokers),
@@ -38,7 +40,7 @@ const tt_cfg_entry tt_analyze_config_table[] = {
      "topic new findings are produced to"},
     {"kafka.timeout", TT_CFG_DURATION, "30s", 1000, 600000, OFF(kafka_timeout_ms),
      "--once: give up when no partition assignment or progress for this long"},
-    {"state", TT_CFG_STRING, "tokentrail-analyzer.db", 0, 0, OFF(state),
+    {"state", TT_CFG_STRING, "tokentrail-analyzer.db", 1, 0, OFF(state),
      "with Kafka: SQLite file for the checkpoint and the findings table (created if missing)"},
     {"kafka", TT_CFG_PASSMAP, NULL, 0, 0, OFF(kafka_props),
      "any librdkafka property, e.g. kafka.security.protocol, kafka.sasl.mechanism"},

@@ -1,16 +1,21 @@
 /* findings.c - `tokentrail findings`: list stored findings, for people (a
  * table) and scripts (NDJSON). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
-#include "tt_time.h"
 #include "analyzer.h"
 #include "tt_anstore.h"
+#include "tt_buf.h"
 #include "tt_finding.h"
+#include "tt_text.h"
+#include "tt_time.h"
 
 static void usage(FILE *fp)
 {
@@ -31,6 +36,10 @@ static void usage(FILE *fp)
             "Exit status: 0 on success (also when nothing matched), 2 on error.\n");
 }
 
+/* Longest table row: every field of a finding, each byte possibly escaped to
+ * four (tt_text); more is an error, never a cut row. */
+#define TT_FINDINGS_ROW_MAX (1024 * 1024)
+
 static const char *jstr(json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -41,6 +50,21 @@ void tt_findings_print_header(void)
 {
     printf("%-24s  %-22s  %-8s  %-19s  %-14s  %s\n", "TIME", "KIND", "SEVERITY", "TOKEN", "CLIENT",
            "MESSAGE");
+}
+
+/* One table row. Every value can come from an event (the message quotes the
+ * client_id), so every value goes through tt_text. TOKEN and CLIENT are cut
+ * to their column, as before; the JSON has them whole. */
+static int format_row(tt_buf *b, json_t *f)
+{
+    const char *tok = jstr(f, "token_id");
+    return tt_text_add_cell(b, jstr(f, "time"), 24, 0) || tt_buf_add(b, "  ", 2) ||
+           tt_text_add_cell(b, jstr(f, "kind"), 22, 0) || tt_buf_add(b, "  ", 2) ||
+           tt_text_add_cell(b, jstr(f, "severity"), 8, 0) || tt_buf_add(b, "  ", 2) ||
+           tt_text_add_cell(b, strcmp(tok, "-") ? tok : jstr(f, "incident_id"), 19, 1) ||
+           tt_buf_add(b, "  ", 2) || tt_text_add_cell(b, jstr(f, "client_id"), 14, 1) ||
+           tt_buf_add(b, "  ", 2) || tt_text_add_escaped(b, jstr(f, "message"), 0) ||
+           tt_buf_add(b, "\n", 1);
 }
 
 void tt_findings_print(const char *json, size_t len, int as_json)
@@ -54,22 +78,89 @@ void tt_findings_print(const char *json, size_t len, int as_json)
     if (f == NULL) {
         return;
     }
-    const char *tok = jstr(f, "token_id");
-    printf("%-24s  %-22s  %-8s  %-19.19s  %-14.14s  %s\n", jstr(f, "time"), jstr(f, "kind"),
-           jstr(f, "severity"), strcmp(tok, "-") ? tok : jstr(f, "incident_id"),
-           jstr(f, "client_id"), jstr(f, "message"));
+    tt_buf line;
+    tt_buf_init(&line, TT_FINDINGS_ROW_MAX);
+    if (format_row(&line, f) == 0) {
+        fwrite(line.data, 1, line.len, stdout);
+    } else {
+        fprintf(stderr, "tokentrail: a finding could not be shown (out of memory); "
+                        "--format json lists it\n");
+    }
+    tt_buf_free(&line);
     json_decref(f);
 }
 
 typedef struct print_ctx {
     int as_json;
+    int header_done;
 } print_ctx;
 
 static int print_one(void *ctx, const char *json, size_t len)
 {
     print_ctx *pc = ctx;
+    if (!pc->as_json && !pc->header_done) {
+        tt_findings_print_header();
+        pc->header_done = 1;
+    }
     tt_findings_print(json, len, pc->as_json);
     return 0;
+}
+
+/* What --db holds, decided before anything is printed. */
+typedef enum { DB_FINDINGS, DB_NO_FINDINGS, DB_BAD } db_kind;
+
+/* Classify path: DB_FINDINGS when it has a findings table, DB_NO_FINDINGS
+ * for a tokentrail store that was never analysed (an events table but no
+ * findings table: nothing to list, not an error), else DB_BAD with err
+ * filled (missing or unreadable file, not SQLite, a foreign database).
+ * tt_anstore_findings reports a missing table as an error, which suits the
+ * analyzer; this read-only listing needs to tell the cases apart. */
+static db_kind probe_db(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return DB_BAD;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a SQLite database (not a regular file)", path);
+        return DB_BAD;
+    }
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open database: %s", path,
+                 db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return DB_BAD;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_stmt *q = NULL;
+    int events = 0, findings = 0, rc;
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT name FROM sqlite_master WHERE type = 'table'"
+                            " AND name IN ('events', 'findings')",
+                            -1, &q, NULL);
+    while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        events |= name && strcmp(name, "events") == 0;
+        findings |= name && strcmp(name, "findings") == 0;
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_reset(q);
+    }
+    db_kind kind = findings ? DB_FINDINGS : events ? DB_NO_FINDINGS : DB_BAD;
+    if (rc == SQLITE_NOTADB) {
+        snprintf(err, errlen, "%s: not a SQLite database", path);
+        kind = DB_BAD;
+    } else if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: sqlite: %s", path, sqlite3_errmsg(db));
+        kind = DB_BAD;
+    } else if (kind == DB_BAD) {
+        snprintf(err, errlen, "%s: not a tokentrail database (no events or findings table)", path);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return kind;
 }
 
 int tt_cmd_findings(int argc, char **argv)
@@ -129,21 +220,31 @@ int tt_cmd_findings(int argc, char **argv)
         }
     }
     char err[512];
-    tt_anstore *s = tt_anstore_open(db, 1, err, sizeof(err));
-    if (s == NULL) {
+    int64_t n = 0;
+    db_kind kind = probe_db(db, err, sizeof(err));
+    if (kind == DB_BAD) {
         fprintf(stderr, "tokentrail findings: %s\n", err);
         return 2;
     }
-    if (!pc.as_json) {
-        tt_findings_print_header();
+    if (kind == DB_FINDINGS) {
+        tt_anstore *s = tt_anstore_open(db, 1, err, sizeof(err));
+        if (s == NULL) {
+            fprintf(stderr, "tokentrail findings: %s\n", err);
+            return 2;
+        }
+        n = tt_anstore_findings(s, &q, print_one, &pc, err, sizeof(err));
+        tt_anstore_close(s);
     }
-    int64_t n = tt_anstore_findings(s, &q, print_one, &pc, err, sizeof(err));
-    tt_anstore_close(s);
     if (n < 0) {
         fprintf(stderr, "tokentrail findings: %s\n", err);
         return 2;
     }
     if (!pc.as_json) {
+        /* The header comes with the first row, or here when there is none,
+         * so that a failing command prints nothing on stdout. */
+        if (!pc.header_done) {
+            tt_findings_print_header();
+        }
         printf("(%lld findings)\n", (long long)n);
     }
     return fflush(stdout) == 0 ? 0 : 2;

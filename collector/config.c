@@ -6,19 +6,21 @@
 #define OFF(f) offsetof(tt_collect_config, f)
 #define MiB (INT64_C(1) << 20)
 
+/* For strings, min 1 means "must not be empty" (see tt_cfg_entry). */
+
 const tt_cfg_entry tt_collect_config_table[] = {
-    {"listen", TT_CFG_STRING, "127.0.0.1:8088", 0, 0, OFF(listen),
+    {"listen", TT_CFG_STRING, "127.0.0.1:8088", 1, 0, OFF(listen),
      "HOST:PORT to serve HTTP on (port 0 picks a free port)"},
-    {"db", TT_CFG_STRING, "tokentrail.db", 0, 0, OFF(db), "SQLite database file"},
+    {"db", TT_CFG_STRING, "tokentrail.db", 1, 0, OFF(db), "SQLite database file"},
     {"max_body", TT_CFG_SIZE, "8MiB", 1024, 1024 * MiB, OFF(max_body),
      "largest request body, counted after gzip decompression"},
-    {"auth.tokens_file", TT_CFG_STRLIST, NULL, 0, 0, OFF(auth_tokens_files),
+    {"auth.tokens_file", TT_CFG_FILELIST, NULL, 0, 0, OFF(auth_tokens_files),
      "file of accepted ingest tokens, one per line (repeatable, for rotation)"},
-    {"auth.token_sha256", TT_CFG_STRLIST, NULL, 0, 0, OFF(auth_fingerprints),
+    {"auth.token_sha256", TT_CFG_SHA256LIST, NULL, 0, 0, OFF(auth_fingerprints),
      "sha256:<hex> fingerprint of an accepted ingest token (repeatable)"},
     {"tls.cert", TT_CFG_STRING, NULL, 0, 0, OFF(tls_cert), "PEM certificate: serve HTTPS"},
     {"tls.key", TT_CFG_STRING, NULL, 0, 0, OFF(tls_key), "PEM private key for tls.cert"},
-    {"log_level", TT_CFG_STRING, "info", 0, 0, OFF(log_level), "error, warn, info or debug"},
+    {"log_level", TT_CFG_LOGLEVEL, "info", 0, 0, OFF(log_level), "error, warn, info or debug"},
     {"max_connections", TT_CFG_INT, "1024", 1, 65536, OFF(max_connections),
      "most concurrent client connections"},
     {"threads", TT_CFG_INT, "0", 0, 64, OFF(threads),

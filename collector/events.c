@@ -1,5 +1,6 @@
 /* events.c - `tokentrail events`: read events back from the SQLite store or
  * from the Kafka topic, for people (a table) and scripts (NDJSON). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,10 +11,12 @@
 #include <jansson.h>
 
 #include "collector.h"
+#include "tt_buf.h"
 #include "tt_event.h"
 #include "tt_kafka.h"
 #include "tt_kafka_read.h"
 #include "tt_store.h"
+#include "tt_text.h"
 #include "tt_time.h"
 
 /* Most matching events `events --kafka-brokers` holds to sort by time. */
@@ -35,7 +38,8 @@ static void usage(FILE *fp)
             "  -X, --kafka-property K=V  a librdkafka property (TLS, SASL); repeatable\n"
             "  -t, --type TYPE        only this type (token.issued, token.used, token.revoked,\n"
             "                         incident.opened, incident.resolved)\n"
-            "      --token ID         only events of this token_id (e.g. sha256:...)\n"
+            "      --token ID         only events of this token_id, in full as the table\n"
+            "                         shows it (e.g. sha256:<64 hex>)\n"
             "      --incident ID      only events naming this incident_id\n"
             "      --since T          event time >= T (RFC 3339, epoch, or a duration ago: 15m)\n"
             "      --until T          event time < T (same forms)\n"
@@ -52,41 +56,129 @@ static void usage(FILE *fp)
             TT_EVENTS_KAFKA_MAX);
 }
 
+/* Longest table row: every field of the largest event, each byte possibly
+ * escaped to four (tt_text); more is an error, never a cut row. */
+#define TT_EVENTS_ROW_MAX (1024 * 1024)
+
+/* Table columns, in bytes. Token ids are shown whole (a sha256 fingerprint
+ * is "sha256:" + 64 hex) so that any id in the table works with --token. */
+#define COL_TIME 24
+#define COL_TYPE 17
+#define COL_KEY (TT_FINGERPRINT_BUFSZ - 1)
+#define COL_WHO 16
+
+/* The string at o[k], or NULL when absent or not a string. */
 static const char *jstr(json_t *o, const char *k)
 {
-    const char *v = json_string_value(json_object_get(o, k));
-    return v ? v : "";
-}
-
-static void short_id(const char *id, char *out, size_t n)
-{
-    if (strlen(id) > 23) {
-        snprintf(out, n, "%.20s...", id);
-    } else {
-        snprintf(out, n, "%s", id);
-    }
-}
-
-static void join_list(json_t *arr, char *out, size_t n)
-{
-    size_t len = 0;
-    out[0] = '\0';
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        int w = snprintf(out + len, n - len, "%s%s", i ? " " : "", json_string_value(v));
-        if (w < 0 || (size_t)w >= n - len) {
-            break;
-        }
-        len += (size_t)w;
-    }
+    return json_string_value(json_object_get(o, k));
 }
 
 typedef struct print_ctx {
     int json;
+    int header_done;
+    int failed; /* a table row could not be formatted (out of memory) */
     int64_t n;
+    tt_buf line;
 } print_ctx;
+
+static void print_header(print_ctx *pc)
+{
+    if (!pc->header_done) {
+        printf("%-*s  %-*s  %-*s  %-*s  %s\n", COL_TIME, "TIME", COL_TYPE, "TYPE", COL_KEY,
+               "TOKEN/INCIDENT", COL_WHO, "SUBJECT/CLIENT", "DETAIL");
+        pc->header_done = 1;
+    }
+}
+
+/* Append " name=value" (or "name=value" at the start of the detail, which
+ * begins at offset from) with value escaped; nothing when value is absent. */
+static int add_detail(tt_buf *b, size_t from, const char *name, const char *value)
+{
+    if (value == NULL) {
+        return 0;
+    }
+    if ((b->len > from && tt_buf_add(b, " ", 1) != 0) || tt_buf_adds(b, name) != 0) {
+        return -1;
+    }
+    return tt_text_add_escaped(b, value, 0);
+}
+
+/* Like add_detail for a list of strings: name[a b c]. */
+static int add_detail_list(tt_buf *b, size_t from, const char *name, json_t *arr)
+{
+    if (!json_is_array(arr)) {
+        return 0;
+    }
+    if ((b->len > from && tt_buf_add(b, " ", 1) != 0) || tt_buf_adds(b, name) != 0 ||
+        tt_buf_add(b, "[", 1) != 0) {
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        if ((i > 0 && tt_buf_add(b, " ", 1) != 0) || tt_text_add_escaped(b, s ? s : "", 0) != 0) {
+            return -1;
+        }
+    }
+    return tt_buf_add(b, "]", 1);
+}
+
+/* The DETAIL column: the fields that matter for the type, absent ones left
+ * out (docs/events.md). */
+static int add_row_detail(tt_buf *b, const char *type, json_t *data)
+{
+    size_t from = b->len;
+    if (strcmp(type, "token.issued") == 0) {
+        return add_detail_list(b, from, "scopes=", json_object_get(data, "scopes")) ||
+               add_detail(b, from, "expires=", jstr(data, "expires_at"));
+    }
+    if (strcmp(type, "token.used") == 0) {
+        json_t *st = json_object_get(data, "status");
+        if (add_detail(b, from, "", jstr(data, "resource")) ||
+            add_detail(b, from, "", jstr(data, "method")) ||
+            add_detail(b, from, "", jstr(data, "path"))) {
+            return -1;
+        }
+        if (json_is_integer(st)) {
+            return tt_buf_printf(b, "%s-> %lld", b->len > from ? " " : "",
+                                 (long long)json_integer_value(st));
+        }
+        return 0;
+    }
+    if (strcmp(type, "token.revoked") == 0) {
+        return add_detail(b, from, "reason=", jstr(data, "reason")) ||
+               add_detail(b, from, "actor=", jstr(data, "actor"));
+    }
+    if (strcmp(type, "incident.resolved") == 0) {
+        return add_detail(b, from, "resolved_at=", jstr(data, "resolved_at"));
+    }
+    return add_detail(b, from, "", jstr(data, "severity")) ||
+           add_detail(b, from, "", jstr(data, "title")) ||
+           add_detail_list(b, from, "", json_object_get(data, "services"));
+}
+
+/* One table row. Every value comes from the event, so every value goes
+ * through tt_text: a field must not be able to drive the terminal. */
+static int format_row(tt_buf *b, json_t *ev)
+{
+    json_t *data = json_object_get(ev, "data");
+    const char *type = jstr(ev, "type");
+    type = type ? type : "";
+    const char *key = jstr(data, strncmp(type, "token.", 6) == 0 ? "token_id" : "incident_id");
+    const char *who = jstr(data, "subject") ? jstr(data, "subject") : jstr(data, "client_id");
+    tt_buf_reset(b);
+    if (tt_text_add_cell(b, jstr(ev, "time") ? jstr(ev, "time") : "", COL_TIME, 0) != 0 ||
+        tt_buf_add(b, "  ", 2) != 0 || tt_text_add_cell(b, type, COL_TYPE, 0) != 0 ||
+        tt_buf_add(b, "  ", 2) != 0 || tt_text_add_cell(b, key ? key : "", COL_KEY, 0) != 0 ||
+        tt_buf_add(b, "  ", 2) != 0 || tt_text_add_cell(b, who ? who : "", COL_WHO, 1) != 0 ||
+        tt_buf_add(b, "  ", 2) != 0 || add_row_detail(b, type, data) != 0 ||
+        tt_buf_add(b, "\n", 1) != 0) {
+        return -1;
+    }
+    return 0;
+}
 
 static int print_row(void *arg, const char *body, size_t len)
 {
@@ -97,41 +189,18 @@ static int print_row(void *arg, const char *body, size_t len)
         fputc('\n', stdout);
         return 0;
     }
+    print_header(pc);
     json_t *ev = json_loadb(body, len, 0, NULL);
     if (ev == NULL) {
         return 0;
     }
-    json_t *data = json_object_get(ev, "data");
-    char key[32], detail[512] = "";
-    const char *type = jstr(ev, "type");
-    if (strncmp(type, "token.", 6) == 0) {
-        short_id(jstr(data, "token_id"), key, sizeof(key));
-    } else {
-        short_id(jstr(data, "incident_id"), key, sizeof(key));
-    }
-    const char *who = jstr(data, "subject")[0] ? jstr(data, "subject") : jstr(data, "client_id");
-    if (strcmp(type, "token.issued") == 0) {
-        char scopes[300];
-        join_list(json_object_get(data, "scopes"), scopes, sizeof(scopes));
-        snprintf(detail, sizeof(detail), "scopes=[%s] expires=%s", scopes,
-                 jstr(data, "expires_at"));
-    } else if (strcmp(type, "token.used") == 0) {
-        json_t *st = json_object_get(data, "status");
-        snprintf(detail, sizeof(detail), "%s %s %s -> %lld", jstr(data, "resource"),
-                 jstr(data, "method"), jstr(data, "path"), (long long)json_integer_value(st));
-    } else if (strcmp(type, "token.revoked") == 0) {
-        snprintf(detail, sizeof(detail), "reason=%s actor=%s", jstr(data, "reason"),
-                 jstr(data, "actor"));
-    } else if (strcmp(type, "incident.resolved") == 0) {
-        snprintf(detail, sizeof(detail), "resolved_at=%s", jstr(data, "resolved_at"));
-    } else {
-        char svcs[300];
-        join_list(json_object_get(data, "services"), svcs, sizeof(svcs));
-        snprintf(detail, sizeof(detail), "%s %s [%s]", jstr(data, "severity"), jstr(data, "title"),
-                 svcs);
-    }
-    printf("%-24s  %-17s  %-23s  %-16.16s  %s\n", jstr(ev, "time"), type, key, who, detail);
+    int rc = format_row(&pc->line, ev);
     json_decref(ev);
+    if (rc != 0) {
+        pc->failed = 1;
+        return 1;
+    }
+    fwrite(pc->line.data, 1, pc->line.len, stdout);
     return 0;
 }
 
@@ -153,6 +222,12 @@ typedef struct kafka_ctx {
     int64_t unreadable;
 } kafka_ctx;
 
+/* 1 when the field a (NULL = absent) is b. */
+static int same(const char *a, const char *b)
+{
+    return a != NULL && strcmp(a, b) == 0;
+}
+
 /* The same filters the SQLite query applies, on the stored JSON. */
 static int kafka_match(const tt_store_query *q, json_t *ev, int64_t *time_ms)
 {
@@ -164,13 +239,13 @@ static int kafka_match(const tt_store_query *q, json_t *ev, int64_t *time_ms)
     if (*time_ms < q->since_ms || *time_ms >= q->until_ms) {
         return 0;
     }
-    if (q->type && strcmp(jstr(ev, "type"), q->type) != 0) {
+    if (q->type && !same(jstr(ev, "type"), q->type)) {
         return 0;
     }
-    if (q->token_id && strcmp(jstr(data, "token_id"), q->token_id) != 0) {
+    if (q->token_id && !same(jstr(data, "token_id"), q->token_id)) {
         return 0;
     }
-    if (q->incident_id && strcmp(jstr(data, "incident_id"), q->incident_id) != 0) {
+    if (q->incident_id && !same(jstr(data, "incident_id"), q->incident_id)) {
         return 0;
     }
     return 1;
@@ -253,7 +328,9 @@ static int64_t events_from_kafka(const tt_kafka_read_opts *ko, const tt_store_qu
     if (n >= 0) {
         qsort(c.v, c.n, sizeof(*c.v), cmp_kafka_event);
         for (size_t i = 0; i < c.n && (q->limit <= 0 || printed < q->limit); i++) {
-            print_row(pc, c.v[i].body, c.v[i].len);
+            if (print_row(pc, c.v[i].body, c.v[i].len) != 0) {
+                break;
+            }
             printed++;
         }
     }
@@ -285,6 +362,8 @@ int tt_cmd_events(int argc, char **argv)
     tt_strlist props = {NULL, 0};
     int rc = 2;
     tt_store_query q = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
+    print_ctx pc = {.json = !isatty(STDOUT_FILENO)};
+    tt_buf_init(&pc.line, TT_EVENTS_ROW_MAX);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:t:n:f:X:h", opts, NULL)) != -1) {
@@ -320,10 +399,17 @@ int tt_cmd_events(int argc, char **argv)
             break;
         case 'n': {
             char *end;
+            errno = 0;
             q.limit = strtoll(optarg, &end, 10);
-            if (*end != '\0' || q.limit <= 0) {
+            /* strtoll also takes leading blanks and a sign; a count does not. */
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || q.limit <= 0) {
                 fprintf(stderr, "tokentrail events: --limit: '%s' is not a positive number\n",
                         optarg);
+                goto out;
+            }
+            if (errno == ERANGE) {
+                fprintf(stderr, "tokentrail events: --limit: '%s' is too large (at most %lld)\n",
+                        optarg, (long long)INT64_MAX);
                 goto out;
             }
             break;
@@ -348,7 +434,6 @@ int tt_cmd_events(int argc, char **argv)
         fprintf(stderr, "tokentrail events: give --db PATH or --kafka-brokers LIST, not both\n");
         goto out;
     }
-    print_ctx pc = {.json = !isatty(STDOUT_FILENO)};
     if (format) {
         if (strcmp(format, "json") == 0) {
             pc.json = 1;
@@ -369,10 +454,6 @@ int tt_cmd_events(int argc, char **argv)
             goto out;
         }
     }
-    if (!pc.json) {
-        printf("%-24s  %-17s  %-23s  %-16s  %s\n", "TIME", "TYPE", "TOKEN/INCIDENT",
-               "SUBJECT/CLIENT", "DETAIL");
-    }
     int64_t n;
     if (s) {
         n = tt_store_query_events(s, &q, print_row, &pc, err, sizeof(err));
@@ -385,15 +466,23 @@ int tt_cmd_events(int argc, char **argv)
                                  .timeout_ms = 30000};
         n = events_from_kafka(&ko, &q, &pc, err, sizeof(err));
     }
+    if (n >= 0 && pc.failed) {
+        snprintf(err, sizeof(err), "out of memory formatting a table row");
+        n = -1;
+    }
     if (n < 0) {
         fprintf(stderr, "tokentrail events: %s\n", err);
         goto out;
     }
     if (!pc.json) {
+        /* The header comes with the first row, or here when none matched,
+         * so that a failing command prints nothing on stdout. */
+        print_header(&pc);
         printf("(%lld events)\n", (long long)n);
     }
     rc = fflush(stdout) == 0 ? 0 : 2;
 out:
+    tt_buf_free(&pc.line);
     tt_strlist_free(&props);
     return rc;
 }

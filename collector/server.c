@@ -77,6 +77,7 @@ typedef struct request {
     int is_ingest;
     int failed;           /* a response was already queued */
     unsigned int status;
+    const char *allow;    /* a 405's Allow header (NULL: "POST") */
     /* libmicrohttpd can only answer before the body or after all of it, so a
      * body found bad midway is drained (up to DISCARD_MAX) and answered at the end. */
     unsigned int deferred_status;
@@ -115,7 +116,7 @@ static enum MHD_Result reply(struct MHD_Connection *con, request *rq, unsigned i
     if (status == 401) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tokentrail\"");
     } else if (status == 405) {
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rq && rq->allow ? rq->allow : "POST");
     } else if (status == 503) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     }
@@ -200,7 +201,8 @@ static void render_metrics(tt_server *srv, tt_buf *b)
         }
     }
     tt_metrics_family(b, "tokentrail_http_requests_total", "counter",
-                      "Ingest requests answered, by HTTP status code.");
+                      "Ingest requests answered, by HTTP status code (404 and 405: requests to "
+                      "a wrong path or with a wrong method).");
     for (size_t i = 0; i < N_CODES; i++) {
         tt_buf_printf(b, "tokentrail_http_requests_total{code=\"%u\"} %llu\n", counted_codes[i],
                       (unsigned long long)tt_counter_get(&m->requests[i]));
@@ -276,7 +278,15 @@ static enum MHD_Result handle_readyz(tt_server *srv, struct MHD_Connection *con)
     return reply(con, NULL, code, "application/json", body, (size_t)n);
 }
 
-static enum MHD_Result handle_get(tt_server *srv, struct MHD_Connection *con, const char *url)
+/* The read-only endpoints: GET (or HEAD) only. */
+static int is_get_endpoint(const char *url)
+{
+    return strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+           strcmp(url, "/metrics") == 0;
+}
+
+static enum MHD_Result handle_get(tt_server *srv, struct MHD_Connection *con, request *rq,
+                                  const char *url)
 {
     if (strcmp(url, "/healthz") == 0) {
         static const char ok[] = "{\"status\":\"ok\"}\n";
@@ -295,10 +305,10 @@ static enum MHD_Result handle_get(tt_server *srv, struct MHD_Connection *con, co
         return ret;
     }
     if (strcmp(url, "/v1/events") == 0) {
-        return reply_error(con, NULL, 405, "method not allowed: POST events to /v1/events");
+        return reply_error(con, rq, 405, "method not allowed: POST events to /v1/events");
     }
-    return reply_error(con, NULL, 404, "not found: endpoints are POST /v1/events, "
-                                       "GET /healthz, /readyz, /metrics");
+    return reply_error(con, rq, 404, "not found: endpoints are POST /v1/events, "
+                                     "GET /healthz, /readyz, /metrics");
 }
 
 /* Allocates room for an announced body of n bytes up front, so a 450 KB batch
@@ -345,7 +355,7 @@ static enum MHD_Result begin_ingest(tt_server *srv, struct MHD_Connection *con, 
         } types[] = {
             {"application/json", TT_BODY_JSON},
             {"application/cloudevents+json", TT_BODY_JSON},
-            {"application/cloudevents-batch+json", TT_BODY_JSON},
+            {"application/cloudevents-batch+json", TT_BODY_BATCH},
             {"application/x-ndjson", TT_BODY_NDJSON},
             {"application/jsonl", TT_BODY_NDJSON},
             {"application/jsonlines", TT_BODY_NDJSON},
@@ -360,7 +370,8 @@ static enum MHD_Result begin_ingest(tt_server *srv, struct MHD_Connection *con, 
             return reply_error(con, rq, 415,
                                "Content-Type: use application/json, "
                                "application/cloudevents+json, "
-                               "application/cloudevents-batch+json or application/x-ndjson");
+                               "application/cloudevents-batch+json, application/x-ndjson, "
+                               "application/jsonl or application/jsonlines");
         }
         rq->fmt = types[i].fmt;
     }
@@ -473,6 +484,7 @@ static enum MHD_Result answer_ingest(tt_server *srv, struct MHD_Connection *con,
         status = 413;
         break;
     case TT_INGEST_EMPTY:
+    case TT_INGEST_NOT_ARRAY:
         status = 400;
         break;
     default:
@@ -543,7 +555,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             if (strcmp(url, "/v1/events") == 0) {
                 return reply_error(con, rq, 405, "method not allowed: POST events to /v1/events");
             }
-            return reply_error(con, rq, 404, "not found");
+            if (is_get_endpoint(url)) {
+                rq->allow = "GET, HEAD";
+                return reply_error(con, rq, 405, "method not allowed: use GET");
+            }
+            return reply_error(con, rq, 404, "not found: endpoints are POST /v1/events, "
+                                             "GET /healthz, /readyz, /metrics");
         }
         return MHD_YES;
     }
@@ -552,7 +569,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             *upload_data_size = 0; /* ignore bodies on GET */
             return MHD_YES;
         }
-        return rq->failed ? MHD_YES : handle_get(srv, con, url);
+        return rq->failed ? MHD_YES : handle_get(srv, con, rq, url);
     }
     if (rq->failed) {
         /* An early error was queued; discard the rest of the upload. */
@@ -588,6 +605,8 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
         tt_hist_observe_ns(&srv->m.request_latency, tt_time_mono_ns() - rq->t0);
         count_status(srv, rq->status);
         __atomic_fetch_sub(&srv->in_flight, 1, __ATOMIC_RELAXED);
+    } else if (rq->status == 404 || rq->status == 405) {
+        count_status(srv, rq->status); /* a wrong path or method, likely a misconfigured sender */
     }
     tt_inflate_free(rq->inflate);
     tt_buf_free_wipe(&rq->body);
@@ -758,7 +777,7 @@ tt_server *tt_server_start(const tt_collect_config *cfg, tt_store *store, tt_kaf
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->idle_timeout_ms / 1000),
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_POOL_BYTES,
         MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (srv->mhd == NULL) {

@@ -130,14 +130,16 @@ static int write_file(const char *path, const tt_drill_result *r, writer_fn fn)
     return rc;
 }
 
-static void print_summary(const tt_drill_result *r, int failed, size_t errors, const char *out,
-                          int color)
+/* errors_fail: iterations failed with an error and no `errors` threshold
+ * judges them, so the run is an error (exit 2) whatever the thresholds say. */
+static void print_summary(const tt_drill_result *r, int failed, size_t errors, int errors_fail,
+                          const char *out, int color)
 {
     const tt_scenario *sc = r->sc;
     const char *g = color ? "\033[32m" : "", *red = color ? "\033[31m" : "",
                *z = color ? "\033[0m" : "";
-    printf("drill %s (run %s): %s%s%s", sc->name, r->run_id, failed ? red : g,
-           failed ? "FAIL" : "PASS", z);
+    printf("drill %s (run %s): %s%s%s", sc->name, r->run_id, failed || errors_fail ? red : g,
+           errors_fail ? "ERROR" : failed ? "FAIL" : "PASS", z);
     printf(" - %zu of %zu thresholds passed, %zu iterations, %zu with errors\n",
            sc->n_thr - (size_t)failed, sc->n_thr, r->n_it, errors);
     for (size_t t = 0; t < sc->n_thr; t++) {
@@ -288,12 +290,13 @@ static int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < r->n_it; i++) {
         errors += r->it[i].error[0] != '\0';
     }
-    print_summary(r, failed, errors, outdir, isatty(STDOUT_FILENO));
-    fflush(stdout);
     int errors_judged = 0;
     for (size_t t = 0; t < sc->n_thr; t++) {
         errors_judged |= strcmp(sc->thr[t].metric, "errors") == 0;
     }
+    print_summary(r, failed, errors, errors > 0 && !errors_judged, outdir,
+                  isatty(STDOUT_FILENO));
+    fflush(stdout);
     if (wrc != 0 || drill_stop) {
         rc = 2;
     } else if (errors > 0 && !errors_judged) {

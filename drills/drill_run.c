@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 #include "tt_buf.h"
 #include "tt_event.h"
 #include "tt_log.h"
+#include "tt_redact.h"
 #include "tt_time.h"
 
 extern char **environ;
@@ -548,19 +550,30 @@ static int make_basic(const tt_sc_client *c, char *out, size_t outlen)
     return rc;
 }
 
-/* An excerpt of the response body safe for an error message. */
+/* An excerpt of the response body safe for an error message, the report and
+ * the terminal: the values of token and secret fields are redacted whatever
+ * the body's shape (a token response that is not valid JSON still carries
+ * one), and so is every secret the drill holds (client secrets, the approval
+ * token, the engineer's tokens) wherever a server echoes it. */
 static void body_excerpt(const request *rq, char *out, size_t outlen)
 {
-    size_t n = rq->resp.len < ERR_BODY_EXCERPT ? rq->resp.len : ERR_BODY_EXCERPT;
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
-        char c = rq->resp.data[i];
-        out[k++] = (c >= 0x20 && c < 0x7f) ? c : ' ';
+    const tt_scenario *sc = rq->d->sc;
+    const engineer *e = rq->eng;
+    const char *secrets[] = {
+        sc->client.secret, sc->admin.secret, sc->subject.secret, sc->approval_token,
+        e ? e->token : NULL, e ? e->subject_token : NULL, e ? e->device_code : NULL,
+    };
+    /* the list ends at its first NULL: move the set ones to the front */
+    const char *list[sizeof(secrets) / sizeof(secrets[0]) + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        if (secrets[i] != NULL) {
+            list[n++] = secrets[i];
+        }
     }
-    out[k] = '\0';
-    if (rq->resp.len > n && k + 4 < outlen) {
-        memcpy(out + k, "...", 4);
-    }
+    list[n] = NULL;
+    tt_redact_excerpt(rq->resp.data ? rq->resp.data : "", rq->resp.len, list, ERR_BODY_EXCERPT,
+                      out, outlen);
 }
 
 /* "token request: POST <url>: HTTP 400: {body}" or the transport error. */
@@ -1124,6 +1137,46 @@ static request *introspect_request(engineer *e, const char *step)
     return rq;
 }
 
+/* What is wrong with a 200 token response (RFC 6749 5.1), or NULL. The drill
+ * sends the token as a Bearer token (RFC 6750), so another token_type (MAC,
+ * DPoP, N_A) cannot be used; expires_in, when present, is a number of
+ * seconds (a digit string is tolerated, as some servers send one). */
+static const char *token_response_problem(const json_t *j, const char *tok)
+{
+    if (j == NULL || !json_is_object(j)) {
+        return "the answer is not a JSON object";
+    }
+    if (json_object_get(j, "access_token") == NULL) {
+        return "no access_token in the answer";
+    }
+    if (tok == NULL) {
+        return "access_token is not a string";
+    }
+    if (tok[0] == '\0') {
+        return "access_token is empty";
+    }
+    if (strlen(tok) > MAX_TOKEN) {
+        return "access_token is longer than the drill accepts";
+    }
+    const json_t *tt = json_object_get(j, "token_type");
+    if (tt == NULL) {
+        return "no token_type in the answer (RFC 6749 5.1 requires it; the drill uses Bearer)";
+    }
+    if (!json_is_string(tt) || strcasecmp(json_string_value(tt), "Bearer") != 0) {
+        return "token_type is not Bearer: the drill sends tokens as Bearer tokens (RFC 6750)";
+    }
+    const json_t *ei = json_object_get(j, "expires_in");
+    if (ei != NULL && !json_is_null(ei)) {
+        const char *s = json_string_value(ei);
+        int digits = s != NULL && s[0] != '\0' && strspn(s, "0123456789") == strlen(s) &&
+                     strlen(s) <= 12;
+        if (!(json_is_integer(ei) && json_integer_value(ei) >= 0) && !digits) {
+            return "expires_in is not a number of seconds";
+        }
+    }
+    return NULL;
+}
+
 static void on_token(request *rq, long status, CURLcode cc)
 {
     engineer *e = rq->eng;
@@ -1143,10 +1196,18 @@ static void on_token(request *rq, long status, CURLcode cc)
     }
     json_t *at = j ? json_object_get(j, "access_token") : NULL;
     const char *tok = json_string_value(at);
-    if (status != 200 || tok == NULL || tok[0] == '\0' || strlen(tok) > MAX_TOKEN) {
+    const char *why = NULL;
+    if (status == 200 && cc == CURLE_OK) {
+        why = token_response_problem(j, tok);
+    }
+    if (status != 200 || cc != CURLE_OK || why != NULL) {
         char msg[512];
         describe(rq, status, cc, msg, sizeof(msg));
-        fail_iter(e, "%s", msg);
+        if (why) {
+            fail_iter(e, "%s (%s)", msg, why);
+        } else {
+            fail_iter(e, "%s", msg);
+        }
         if (at && json_is_string(at)) {
             OPENSSL_cleanse((void *)json_string_value(at), json_string_length(at));
         }
@@ -1166,7 +1227,9 @@ static void on_token(request *rq, long status, CURLcode cc)
     if (!scope_subset(it->granted_scope, sc->scope)) {
         it->widened = 1;
     }
-    it->expires_in_s = json_integer_value(json_object_get(j, "expires_in"));
+    const json_t *ei = json_object_get(j, "expires_in");
+    it->expires_in_s = json_is_string(ei) ? strtoll(json_string_value(ei), NULL, 10)
+                                          : json_integer_value(ei);
     json_decref(j);
     if (e->token == NULL) {
         fail_iter(e, "out of memory");

@@ -3,17 +3,21 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <yaml.h>
 
+#include "tt_event.h"
+#include "tt_log.h"
 #include "tt_time.h"
 
 #define CFG_MAX_KEY 256
 #define CFG_MAX_VALUE 4096
 #define CFG_MAX_DEPTH 8
+#define CFG_MAX_KEYS 4096 /* keys and sections in one file */
 
 int tt_strlist_add(tt_strlist *l, const char *s)
 {
@@ -119,77 +123,129 @@ static int parse_int(const char *v, int64_t *out)
     return 0;
 }
 
+static int is_list(const tt_cfg_entry *e)
+{
+    return e->type == TT_CFG_STRLIST || e->type == TT_CFG_FILELIST ||
+           e->type == TT_CFG_SHA256LIST;
+}
+
+/* err = "<where>: <key>: <problem>"; returns -1. */
+static int set_fail(char *err, size_t errlen, const char *where, const char *key,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int set_fail(char *err, size_t errlen, const char *where, const char *key,
+                    const char *fmt, ...)
+{
+    char what[CFG_MAX_VALUE + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(err, errlen, "%s: %s: %s", where, key, what);
+    return -1;
+}
+
+static int set_string(char **field, const char *value, const char *where, const char *key,
+                      char *err, size_t errlen)
+{
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        return set_fail(err, errlen, where, key, "out of memory");
+    }
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
 static int set_entry(const tt_cfg_entry *e, void *obj, const char *sub, const char *value,
                      const char *where, char *err, size_t errlen)
 {
     char *field = (char *)obj + e->offset;
     int64_t n = 0;
-    const char *what = NULL;
 
     switch (e->type) {
-    case TT_CFG_STRING: {
-        char *copy = strdup(value);
-        if (copy == NULL) {
-            what = "out of memory";
-            break;
+    case TT_CFG_STRING:
+        if (e->min > 0 && *value == '\0') {
+            return set_fail(err, errlen, where, e->key, "must not be empty");
         }
-        free(*(char **)field);
-        *(char **)field = copy;
-        return 0;
+        return set_string((char **)field, value, where, e->key, err, errlen);
+    case TT_CFG_LOGLEVEL: {
+        tt_log_level lvl;
+        if (tt_log_level_parse(value, &lvl) != 0) {
+            return set_fail(err, errlen, where, e->key, "'%.64s' is not error, warn, info or debug",
+                            value);
+        }
+        return set_string((char **)field, value, where, e->key, err, errlen);
     }
-    case TT_CFG_STRLIST:
-        if (tt_strlist_add((tt_strlist *)field, value) != 0) {
-            what = "out of memory";
+    case TT_CFG_FILELIST: {
+        /* Opened again by the user of the list; this early look only lets a
+         * missing file be reported with the line that names it. */
+        FILE *fp = fopen(value, "r");
+        if (fp == NULL) {
+            return set_fail(err, errlen, where, e->key, "cannot read %s: %s", value,
+                            strerror(errno));
         }
+        fclose(fp);
+        break;
+    }
+    case TT_CFG_SHA256LIST:
+        /* The value is not echoed: a raw token put here by mistake is a
+         * secret. */
+        if (!tt_is_fingerprint(value)) {
+            return set_fail(err, errlen, where, e->key,
+                            "not a fingerprint sha256:<64 lowercase hex digits>");
+        }
+        break;
+    case TT_CFG_STRLIST:
         break;
     case TT_CFG_PASSMAP: {
         char kv[CFG_MAX_KEY + CFG_MAX_VALUE + 2];
         snprintf(kv, sizeof(kv), "%s=%s", sub, value);
         if (tt_strlist_add((tt_strlist *)field, kv) != 0) {
-            what = "out of memory";
+            return set_fail(err, errlen, where, e->key, "out of memory");
         }
-        break;
+        return 0;
     }
     case TT_CFG_BOOL: {
         int b;
         if (parse_bool(value, &b) != 0) {
-            what = "not a boolean (true/false)";
-            break;
+            return set_fail(err, errlen, where, e->key, "not a boolean (true/false)");
         }
         *(int *)field = b;
         return 0;
     }
     case TT_CFG_INT:
         if (parse_int(value, &n) != 0) {
-            what = "not an integer";
+            return set_fail(err, errlen, where, e->key, "not an integer");
         }
         break;
     case TT_CFG_SIZE:
         if (tt_parse_size(value, &n) != 0) {
-            what = "not a size (e.g. 8MiB, 512KiB, 1048576)";
+            return set_fail(err, errlen, where, e->key, "not a size (e.g. 8MiB, 512KiB, 1048576)");
         }
         break;
     case TT_CFG_DURATION:
         if (tt_time_parse_duration(value, &n) != 0) {
-            what = "not a duration (e.g. 250ms, 5s, 15m, 1h)";
+            return set_fail(err, errlen, where, e->key,
+                            "not a duration (e.g. 250ms, 5s, 15m, 1h)");
         }
         break;
     }
-    if (what == NULL && (e->type == TT_CFG_INT || e->type == TT_CFG_SIZE ||
-                         e->type == TT_CFG_DURATION)) {
-        if (n < e->min || n > e->max) {
-            snprintf(err, errlen, "%s: %s: out of range (%lld..%lld%s)", where, e->key,
-                     (long long)e->min, (long long)e->max,
-                     e->type == TT_CFG_SIZE ? " bytes" : e->type == TT_CFG_DURATION ? " ms" : "");
-            return -1;
+    if (is_list(e)) {
+        if (tt_strlist_add((tt_strlist *)field, value) != 0) {
+            return set_fail(err, errlen, where, e->key, "out of memory");
         }
-        *(int64_t *)field = n;
         return 0;
     }
-    if (what != NULL) {
-        snprintf(err, errlen, "%s: %s: %s", where, e->key, what);
-        return -1;
+    /* INT, SIZE and DURATION: n is parsed. */
+    if (n < e->min || n > e->max) {
+        return set_fail(err, errlen, where, e->key, "out of range (%lld..%lld%s)",
+                        (long long)e->min, (long long)e->max,
+                        e->type == TT_CFG_SIZE       ? " bytes"
+                        : e->type == TT_CFG_DURATION ? " ms"
+                                                     : "");
     }
+    *(int64_t *)field = n;
     return 0;
 }
 
@@ -223,13 +279,32 @@ void tt_config_free(const tt_cfg_entry *table, void *obj)
 {
     for (const tt_cfg_entry *e = table; e->key; e++) {
         char *field = (char *)obj + e->offset;
-        if (e->type == TT_CFG_STRING) {
+        if (e->type == TT_CFG_STRING || e->type == TT_CFG_LOGLEVEL) {
             free(*(char **)field);
             *(char **)field = NULL;
-        } else if (e->type == TT_CFG_STRLIST || e->type == TT_CFG_PASSMAP) {
+        } else if (is_list(e) || e->type == TT_CFG_PASSMAP) {
             tt_strlist_free((tt_strlist *)field);
         }
     }
+}
+
+/* The entry that makes `key` a section: one that lives below it ("auth" for
+ * auth.tokens_file), or the PASSMAP that key is or lies below ("kafka",
+ * "kafka.sasl"). NULL when key is no section. */
+static const tt_cfg_entry *cfg_section(const tt_cfg_entry *table, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const tt_cfg_entry *e = table; e->key; e++) {
+        size_t el = strlen(e->key);
+        if (strncmp(e->key, key, kl) == 0 && e->key[kl] == '.') {
+            return e;
+        }
+        if (e->type == TT_CFG_PASSMAP && strncmp(key, e->key, el) == 0 &&
+            (key[el] == '.' || key[el] == '\0')) {
+            return e;
+        }
+    }
+    return NULL;
 }
 
 /* Walking state for one file. */
@@ -238,11 +313,41 @@ typedef struct cfg_walk {
     void *obj;
     const char *path;
     yaml_document_t *doc;
+    /* Every dotted key met so far, sections included: libyaml accepts a
+     * repeated key and the last value would silently win. Dotted keys catch
+     * "a.b: 1" plus "a: {b: 2}" too. Owned; freed by tt_config_load. */
+    char **seen;
+    size_t n_seen;
     char *err;
     size_t errlen;
 } cfg_walk;
 
 static int walk_mapping(cfg_walk *w, yaml_node_t *map, const char *prefix, int depth);
+
+/* Remember key; -1 with w->err set if it was met before. */
+static int walk_remember(cfg_walk *w, const char *key, unsigned long line)
+{
+    for (size_t i = 0; i < w->n_seen; i++) {
+        if (strcmp(w->seen[i], key) == 0) {
+            snprintf(w->err, w->errlen, "%s:%lu: duplicate key '%s'", w->path, line, key);
+            return -1;
+        }
+    }
+    if (w->n_seen == CFG_MAX_KEYS) {
+        snprintf(w->err, w->errlen, "%s:%lu: more than %d keys", w->path, line, CFG_MAX_KEYS);
+        return -1;
+    }
+    char *copy = strdup(key);
+    char **seen = copy ? realloc(w->seen, (w->n_seen + 1) * sizeof(*seen)) : NULL;
+    if (seen == NULL) {
+        free(copy);
+        snprintf(w->err, w->errlen, "%s: out of memory", w->path);
+        return -1;
+    }
+    seen[w->n_seen++] = copy;
+    w->seen = seen;
+    return 0;
+}
 
 static int walk_value(cfg_walk *w, const char *key, yaml_node_t *val, unsigned long line, int depth)
 {
@@ -253,29 +358,31 @@ static int walk_value(cfg_walk *w, const char *key, yaml_node_t *val, unsigned l
 
     if (val->type == YAML_MAPPING_NODE) {
         /* A mapping is a section; it is only valid if some key lives below it. */
-        size_t kl = strlen(key);
-        int known = 0;
-        for (const tt_cfg_entry *t = w->table; t->key; t++) {
-            if ((strncmp(t->key, key, kl) == 0 && t->key[kl] == '.') ||
-                (t->type == TT_CFG_PASSMAP && strncmp(key, t->key, strlen(t->key)) == 0 &&
-                 key[strlen(t->key)] == '.') ||
-                (t->type == TT_CFG_PASSMAP && strcmp(key, t->key) == 0)) {
-                known = 1;
-                break;
-            }
+        if (e != NULL && e->type != TT_CFG_PASSMAP) {
+            snprintf(w->err, w->errlen, "%s: %s: expected %s, not a mapping", where, key,
+                     is_list(e) ? "a value or a list" : "a single value");
+            return -1;
         }
-        if (!known) {
+        if (e == NULL && cfg_section(w->table, key) == NULL) {
             snprintf(w->err, w->errlen, "%s: unknown key '%s'", where, key);
             return -1;
         }
         return walk_mapping(w, val, key, depth + 1);
     }
     if (e == NULL) {
-        snprintf(w->err, w->errlen, "%s: unknown key '%s'", where, key);
+        const tt_cfg_entry *s = cfg_section(w->table, key);
+        if (s != NULL) {
+            /* "kafka.*" when only a pass-through map lives below key. */
+            int any = s->type == TT_CFG_PASSMAP && strcmp(s->key, key) == 0;
+            snprintf(w->err, w->errlen, "%s: '%s' must be a mapping (keys like %s%s)", where, key,
+                     s->key, any ? ".*" : "");
+        } else {
+            snprintf(w->err, w->errlen, "%s: unknown key '%s'", where, key);
+        }
         return -1;
     }
     if (val->type == YAML_SEQUENCE_NODE) {
-        if (e->type != TT_CFG_STRLIST) {
+        if (!is_list(e)) {
             snprintf(w->err, w->errlen, "%s: %s: expected a single value, not a list", where, key);
             return -1;
         }
@@ -325,11 +432,45 @@ static int walk_mapping(cfg_walk *w, yaml_node_t *map, const char *prefix, int d
             snprintf(w->err, w->errlen, "%s:%lu: key too long", w->path, line);
             return -1;
         }
-        if (walk_value(w, key, v, line, depth) != 0) {
+        if (walk_remember(w, key, line) != 0 || walk_value(w, key, v, line, depth) != 0) {
             return -1;
         }
     }
     return 0;
+}
+
+/* Load the next document of parser into doc; -1 with err on a YAML error. */
+static int load_document(yaml_parser_t *parser, yaml_document_t *doc, const char *path, char *err,
+                         size_t errlen)
+{
+    if (yaml_parser_load(parser, doc)) {
+        return 0;
+    }
+    snprintf(err, errlen, "%s:%lu:%lu: YAML error: %s", path,
+             (unsigned long)parser->problem_mark.line + 1,
+             (unsigned long)parser->problem_mark.column + 1,
+             parser->problem ? parser->problem : "unknown");
+    return -1;
+}
+
+/* Only the first document of a file is read, so a second one would be
+ * ignored without a word. Returns 0 when the stream ends after the document
+ * already loaded (libyaml then returns a document without a root), else -1
+ * with err set. */
+static int check_one_document(yaml_parser_t *parser, const char *path, char *err, size_t errlen)
+{
+    yaml_document_t next;
+    if (load_document(parser, &next, path, err, errlen) != 0) {
+        return -1;
+    }
+    int rc = 0;
+    if (yaml_document_get_root_node(&next) != NULL) {
+        snprintf(err, errlen, "%s:%lu: more than one YAML document", path,
+                 (unsigned long)next.start_mark.line + 1);
+        rc = -1;
+    }
+    yaml_document_delete(&next);
+    return rc;
 }
 
 int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char *err,
@@ -341,32 +482,34 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
         return -1;
     }
     yaml_parser_t parser;
-    yaml_document_t doc;
-    int rc = -1;
     if (!yaml_parser_initialize(&parser)) {
         fclose(fp);
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu:%lu: YAML error: %s", path,
-                 (unsigned long)parser.problem_mark.line + 1,
-                 (unsigned long)parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "unknown");
+    yaml_document_t doc;
+    if (load_document(&parser, &doc, path, err, errlen) != 0) {
         yaml_parser_delete(&parser);
         fclose(fp);
         return -1;
     }
+    int rc = -1;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
         rc = 0; /* an empty file sets nothing */
+    } else if (check_one_document(&parser, path, err, errlen) != 0) {
+        /* err is set */
     } else if (root->type != YAML_MAPPING_NODE) {
         snprintf(err, errlen, "%s:%lu: the top level must be a mapping of keys", path,
                  (unsigned long)root->start_mark.line + 1);
     } else {
-        cfg_walk w = {table, obj, path, &doc, err, errlen};
+        cfg_walk w = {table, obj, path, &doc, NULL, 0, err, errlen};
         rc = walk_mapping(&w, root, "", 0);
+        for (size_t i = 0; i < w.n_seen; i++) {
+            free(w.seen[i]);
+        }
+        free(w.seen);
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
@@ -395,7 +538,7 @@ int tt_config_build(const tt_cfg_entry *table, void *obj, const char *path,
     for (size_t i = 0; flags && i < flags->n; i++) {
         const char *sub;
         const tt_cfg_entry *e = cfg_find(table, flags->v[i].key, &sub);
-        if (e && e->type == TT_CFG_STRLIST) {
+        if (e && is_list(e)) {
             /* The first flag for a list replaces what the file said. */
             int first = 1;
             for (size_t j = 0; j < i; j++) {
@@ -415,8 +558,10 @@ int tt_config_build(const tt_cfg_entry *table, void *obj, const char *path,
 
 void tt_config_print_help(const tt_cfg_entry *table, void *fp)
 {
-    static const char *const tnames[] = {"string", "integer", "size", "duration",
-                                         "bool",   "list",    "map"};
+    static const char *const tnames[] = {"string", "integer", "size",  "duration", "bool",
+                                         "list",   "map",     "level", "list",     "list"};
+    _Static_assert(sizeof(tnames) / sizeof(tnames[0]) == TT_CFG_SHA256LIST + 1,
+                   "a name for every tt_cfg_type");
     for (const tt_cfg_entry *e = table; e->key; e++) {
         fprintf((FILE *)fp, "  %-26s %-8s %s%s%s%s\n", e->type == TT_CFG_PASSMAP ? "kafka.*" : e->key,
                 tnames[e->type], e->help, e->def ? " (default " : "", e->def ? e->def : "",

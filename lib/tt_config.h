@@ -1,7 +1,7 @@
 /* tt_config.h - table-driven configuration: YAML files and command-line
- * overrides. Each key has a type, default, bounds and help text; unknown keys
- * are rejected with file:line (after Fluent Bit's config map and Redis'
- * static config table). */
+ * overrides. Each key has a type, default, bounds and help text; unknown keys,
+ * duplicate keys and bad values are rejected with file:line (after Fluent
+ * Bit's config map and Redis' static config table). */
 #ifndef TT_CONFIG_H
 #define TT_CONFIG_H
 
@@ -17,6 +17,11 @@ typedef enum {
     TT_CFG_STRLIST,   /* tt_strlist: YAML sequence or one string; flags append */
     TT_CFG_PASSMAP,   /* tt_strlist of "key=value": every key below this prefix
                          is accepted as-is (e.g. kafka.* for librdkafka) */
+    TT_CFG_LOGLEVEL,  /* char *: error, warn, info or debug (tt_log_level_parse) */
+    TT_CFG_FILELIST,  /* tt_strlist like STRLIST; each file must be readable when
+                         the key is set, so a typo names the config line */
+    TT_CFG_SHA256LIST, /* tt_strlist like STRLIST of "sha256:<64 hex digits>"
+                          (keep last: it sizes the --help type names) */
 } tt_cfg_type;
 
 typedef struct tt_strlist {
@@ -28,7 +33,8 @@ typedef struct tt_cfg_entry {
     const char *key;     /* dotted path, e.g. "auth.tokens_file" */
     tt_cfg_type type;
     const char *def;     /* default as text, or NULL for none */
-    int64_t min, max;    /* bounds for INT/SIZE/DURATION (after conversion) */
+    int64_t min, max;    /* bounds for INT/SIZE/DURATION (after conversion);
+                            for STRING, min 1 forbids the empty string */
     size_t offset;       /* where the value lives in the target struct */
     const char *help;
 } tt_cfg_entry;
@@ -49,10 +55,12 @@ int tt_config_defaults(const tt_cfg_entry *table, void *obj, char *err, size_t e
 int tt_config_set(const tt_cfg_entry *table, void *obj, const char *key, const char *value,
                   const char *where, char *err, size_t errlen);
 
-/* Load a YAML mapping file into obj. Nested mappings form dotted keys.
- * Unknown keys, wrong shapes and bad values are errors naming file:line.
- * Returns 0, or -1 with err filled; obj may be partly set on failure (the
- * caller frees it with tt_config_free either way). */
+/* Load a YAML file of one mapping into obj. Nested mappings form dotted keys
+ * ("auth:\n  tokens_file: x" sets auth.tokens_file). Unknown keys, a key given
+ * twice (also once dotted and once nested), a second YAML document, a section
+ * that is not a mapping, and bad values are errors naming file:line. Returns
+ * 0, or -1 with err filled; obj may be partly set on failure (the caller frees
+ * it with tt_config_free either way). */
 int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char *err,
                    size_t errlen);
 

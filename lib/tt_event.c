@@ -1230,6 +1230,25 @@ static int is_ext_name(const char *key, size_t n)
     return 1;
 }
 
+/* An extension whose name says it holds a credential (accesstoken,
+ * clientsecret, password, ...) would put a raw secret on disk, where only
+ * data.token's fingerprint may go: such names are refused whatever the value. */
+static const char *credential_word(const char *key, size_t n)
+{
+    static const char *const words[] = {"token",    "secret", "passw",  "credential",
+                                        "bearer",   "authoriz", "apikey", "cookie",
+                                        NULL};
+    for (size_t w = 0; words[w]; w++) {
+        size_t wn = strlen(words[w]);
+        for (size_t i = 0; i + wn <= n; i++) {
+            if (memcmp(key + i, words[w], wn) == 0) {
+                return words[w];
+            }
+        }
+    }
+    return NULL;
+}
+
 static json_t *ext_value(const view *vw, const val *v)
 {
     if (v->j != NULL) {
@@ -1262,6 +1281,15 @@ static int put_extensions(const view *vw, json_t *out, tt_event_error *err)
         sanitize(m->key, m->keylen, name);
         if (!is_ext_name(m->key, m->keylen)) {
             return fail(err, TT_REJ_UNKNOWN_FIELD, name, "unknown attribute");
+        }
+        const char *word = credential_word(m->key, m->keylen);
+        if (word != NULL) {
+            char problem[200];
+            snprintf(problem, sizeof(problem),
+                     "extension attribute named like a credential ('%s'): tokentrail stores no "
+                     "raw tokens or secrets; send a token as data.token to have it fingerprinted",
+                     word);
+            return fail(err, TT_REJ_UNKNOWN_FIELD, name, problem);
         }
         if (v->kind == V_STRING) {
             if (check_string(v, "", name, TT_EV_MAX_TEXT, err) != 0) {

@@ -44,7 +44,7 @@ static void usage(FILE *fp)
                 "      --policy FILE        add FILE as policy.yaml\n"
                 "      --drill-reports DIR  add the report.json files under DIR run in the range\n"
                 "      --level N            gzip level 1-9 (default 6)\n"
-                "      --threads N          compression threads (default: one per CPU, at most 8)\n"
+                "      --threads N          compression threads, 1..16 (default: one per CPU, at most 8)\n"
                 "      --no-progress        no progress on stderr (default: shown on a terminal)\n"
                 "\n"
                 "verify options:\n"
@@ -60,11 +60,13 @@ static void usage(FILE *fp)
                 "See docs/evidence.md.\n");
 }
 
-static int parse_time(const char *s, int64_t *out)
+/* A --from/--to value, as an event's `time` is read; on error *why says
+ * what is wrong with it. */
+static int parse_time(const char *s, int64_t *out, const char **why)
 {
     json_t *js = json_string(s);
-    const char *why;
-    int rc = js ? tt_time_from_json(js, out, &why) : -1;
+    *why = "not a time";
+    int rc = js ? tt_time_from_json(js, out, why) : -1;
     json_decref(js);
     return rc;
 }
@@ -228,9 +230,15 @@ static int cmd_export(int argc, char **argv)
         fprintf(stderr, "tokentrail evidence export: %s is required\n", missing);
         goto out;
     }
-    if (parse_time(from, &o.q.from_ms) != 0 || parse_time(to, &o.q.to_ms) != 0) {
-        fprintf(stderr, "tokentrail evidence export: --from/--to: not a time (RFC 3339 or "
-                        "epoch)\n");
+    const char *why;
+    if (parse_time(from, &o.q.from_ms, &why) != 0) {
+        fprintf(stderr, "tokentrail evidence export: --from: '%s': %s (RFC 3339, or epoch "
+                        "seconds or milliseconds)\n", from, why);
+        goto out;
+    }
+    if (parse_time(to, &o.q.to_ms, &why) != 0) {
+        fprintf(stderr, "tokentrail evidence export: --to: '%s': %s (RFC 3339, or epoch "
+                        "seconds or milliseconds)\n", to, why);
         goto out;
     }
     if (o.q.from_ms >= o.q.to_ms) {

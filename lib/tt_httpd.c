@@ -133,8 +133,7 @@ tt_httpd *tt_httpd_start(const char *listen, tt_httpd_render_fn render, void *ct
     /* The logger first: libmicrohttpd warns on stderr when it is not. */
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
                               mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (h->mhd == NULL) {
         snprintf(err, errlen, "listen: cannot serve on %.200s (address in use?)", listen);
         free(h);

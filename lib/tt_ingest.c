@@ -192,6 +192,12 @@ static void set_error(tt_buf *resp, const char *msg)
 static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, tt_body_format fmt,
                                    tt_buf *resp)
 {
+    /* A UTF-8 byte order mark is not JSON, but editors and some Windows tools
+     * write one; RFC 8259 lets a parser ignore it. */
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+        body += 3;
+        len -= 3;
+    }
     if (fmt == TT_BODY_NDJSON) {
         if (count_lines(body, len) > TT_INGEST_MAX_EVENTS) {
             set_error(resp, "body: more than 100000 events in one request");
@@ -219,7 +225,7 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
     while (lead < len && blank_or_newlines(body + lead, 1)) {
         lead++;
     }
-    if (body[lead] == '{') {
+    if (body[lead] == '{' && fmt != TT_BODY_BATCH) {
         tt_event ev;
         tt_event_error err;
         if (tt_event_parse(body, len, &ev, &err) == 0) {
@@ -234,7 +240,10 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
     }
 
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* Any JSON value, so a scalar is rejected as the event it is not
+     * ("event: not a JSON object", as an NDJSON line would be), not as a
+     * parse error. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         /* jansson appends " near '<token>'", and that token can be the start
          * of a secret string: keep only the description ("near end of file",
@@ -249,6 +258,12 @@ static tt_ingest_status parse_body(ingest_ctx *c, const char *body, size_t len, 
                  jerr.column);
         add_error(c, c->seen++, &e);
         return TT_INGEST_OK;
+    }
+    if (fmt == TT_BODY_BATCH && !json_is_array(root)) {
+        json_decref(root);
+        set_error(resp, "body: application/cloudevents-batch+json is a JSON array of events "
+                        "(send a single event as application/cloudevents+json)");
+        return TT_INGEST_NOT_ARRAY;
     }
     if (json_is_array(root)) {
         if (json_array_size(root) > TT_INGEST_MAX_EVENTS) {

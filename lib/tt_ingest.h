@@ -16,7 +16,9 @@
 /* Most per-event errors listed in one response (the counts stay exact). */
 #define TT_INGEST_MAX_ERRORS 1000
 
-typedef enum { TT_BODY_JSON = 0, TT_BODY_NDJSON } tt_body_format;
+/* JSON: one event or an array of events; BATCH: an array of events only
+ * (application/cloudevents-batch+json); NDJSON: one event per line. */
+typedef enum { TT_BODY_JSON = 0, TT_BODY_NDJSON, TT_BODY_BATCH } tt_body_format;
 
 /* Per-type and per-reason tallies of one request, for metrics. */
 typedef struct tt_ingest_stats {
@@ -30,6 +32,7 @@ typedef enum {
     TT_INGEST_OK = 0,        /* response built: 200 if anything accepted/dup, else 400 */
     TT_INGEST_TOO_MANY,      /* more than TT_INGEST_MAX_EVENTS: 413 */
     TT_INGEST_EMPTY,         /* no event in the body: 400 */
+    TT_INGEST_NOT_ARRAY,     /* a batch body that is not a JSON array: 400 */
     TT_INGEST_STORE_FAILED,  /* the commit failed; nothing acknowledged: 503 */
 } tt_ingest_status;
 

@@ -339,6 +339,41 @@ static int start_checkpointer(tt_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Refuse a file that is not SQLite, or a SQLite database of another
+ * application: the collector would add its tables to it. A new file, or one
+ * with tokentrail's tables (the collector's or the analyzer's), is fine. */
+static int check_file(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*), count(CASE WHEN name IN ('events', 'outbox', "
+                                "'findings', 'analyzer_state') THEN 1 END) FROM sqlite_master "
+                                "WHERE type = 'table'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    if (rc != SQLITE_ROW) {
+        int code = sqlite3_errcode(db);
+        if (code == SQLITE_NOTADB) {
+            snprintf(err, errlen, "%s: not a SQLite database", path);
+        } else {
+            snprintf(err, errlen, "%s: cannot read the database: %s", path, sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int tables = sqlite3_column_int(st, 0), ours = sqlite3_column_int(st, 1);
+    sqlite3_finalize(st);
+    if (tables > 0 && ours == 0) {
+        snprintf(err, errlen, "%s: a SQLite database of another application (%d table%s, "
+                              "none of tokentrail's): give tokentrail a file of its own", path,
+                 tables, tables == 1 ? "" : "s");
+        return -1;
+    }
+    return 0;
+}
+
 tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, size_t errlen)
 {
     tt_store *s = calloc(1, sizeof(*s));
@@ -358,6 +393,12 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
     pthread_mutex_init(&s->rmu, NULL);
 
     pthread_once(&sqlite_tuned, tune_sqlite);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory, not a database file", path);
+        tt_store_close(s);
+        return NULL;
+    }
     int flags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     /* FULLMUTEX: a read-only handle may be shared by HTTP threads. */
     flags |= SQLITE_OPEN_FULLMUTEX;
@@ -368,6 +409,10 @@ tt_store *tt_store_open(const char *path, const tt_store_opts *opts, char *err, 
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 10000);
+    if (check_file(s->db, path, err, errlen) != 0) {
+        tt_store_close(s);
+        return NULL;
+    }
     if (s->readonly) {
         if (exec(s->db, "SELECT 1 FROM events LIMIT 0;", err, errlen) != 0) {
             snprintf(err, errlen, "%s: not a tokentrail database (no events table)", path);

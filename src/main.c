@@ -59,7 +59,7 @@ int main(int argc, char **argv)
             return c->run(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "tokentrail: unknown command '%s'\n\n", cmd);
+    fprintf(stderr, "tokentrail: unknown %s '%s'\n\n", cmd[0] == '-' ? "option" : "command", cmd);
     usage(stderr);
     return 2;
 }

@@ -105,6 +105,99 @@ run_fail collect --config "$TT_TMP/no-such.yaml"
 assert_eq "$RC" 2 "exit status, missing config file"
 assert_contains "$ERR" "$TT_TMP/no-such.yaml: cannot open" "missing config message"
 
+# ---- regression: duplicate keys, a second document and a section that is no
+# mapping were accepted (the last value won) or called an unknown key
+printf 'max_body: 1KiB\nmax_body: 16MiB\nlisten: 127.0.0.1:0\n' >"$bad"
+run_fail collect --config "$bad" --db "$TT_TMP/dup.db"
+assert_eq "$RC" 2 "exit status, duplicate key"
+assert_contains "$ERR" "$bad:2: duplicate key 'max_body'" "duplicate key message"
+assert_eq "$( [ -e "$TT_TMP/dup.db" ] && echo created)" "" "no database created on a config error"
+
+printf 'listen: 127.0.0.1:0\nkafka:\n  topic: a\n  acks: all\n  topic: b\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, duplicate nested key"
+assert_contains "$ERR" "$bad:5: duplicate key 'kafka.topic'" "duplicate nested key message"
+
+echo tok-1 >"$TT_TMP/a.tokens"
+printf 'auth:\n  tokens_file: %s\nlisten: 127.0.0.1:0\nauth:\n  token_sha256: x\n' "$TT_TMP/a.tokens" >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, section twice"
+assert_contains "$ERR" "$bad:4: duplicate key 'auth'" "section twice message"
+
+printf 'listen: 127.0.0.1:0\n---\nmax_body: 16MiB\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, two documents"
+assert_contains "$ERR" "$bad:2: more than one YAML document" "two documents message"
+
+printf 'listen: 127.0.0.1:0\nauth: x\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, auth: scalar"
+assert_contains "$ERR" "$bad:2: 'auth' must be a mapping (keys like auth.tokens_file)" "auth: scalar message"
+printf 'tls: 5\n' >"$bad"
+run_fail collect --config "$bad"
+assert_contains "$ERR" "$bad:1: 'tls' must be a mapping (keys like tls.cert)" "tls: scalar message"
+printf 'kafka: [a]\n' >"$bad"
+run_fail collect --config "$bad"
+assert_contains "$ERR" "$bad:1: 'kafka' must be a mapping (keys like kafka.brokers)" "kafka: list message"
+
+# the analyzer reads its file with the same loader
+printf 'policy: p.yaml\nbatch: 10\nbatch: 20\n' >"$bad"
+run_fail analyze --config "$bad"
+assert_eq "$RC" 2 "exit status, analyze duplicate key"
+assert_contains "$ERR" "$bad:3: duplicate key 'batch'" "analyze duplicate key message"
+printf 'kafka:\n  group: a\n  group: b\n' >"$bad"
+run_fail analyze --config "$bad"
+assert_contains "$ERR" "$bad:3: duplicate key 'kafka.group'" "analyze duplicate nested key message"
+
+# ---- regression: value errors found after loading named no file and line
+printf 'listen: 127.0.0.1:0\nlog_level: 3\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, log_level: 3"
+assert_contains "$ERR" "$bad:2: log_level: '3' is not error, warn, info or debug" "log_level message"
+printf 'log_level: loud\n' >"$bad"
+run_fail analyze --config "$bad"
+assert_contains "$ERR" "$bad:1: log_level: 'loud' is not error, warn, info or debug" "analyze log_level message"
+
+printf 'alertmanager: notaurl\n' >"$bad"
+run_fail analyze --config "$bad" --once --db "$TT_TMP/none.db" --policy "$TT_ROOT/analyzers/policies/example.yaml"
+assert_eq "$RC" 2 "exit status, alertmanager not a URL"
+assert_contains "$ERR" "'notaurl' is not an http:// or https:// URL" "alertmanager message"
+run_fail --bogus
+assert_contains "$ERR" "tokentrail: unknown option '--bogus'" "unknown top-level option"
+
+# --db that is no place for tokentrail's tables: refused, the file untouched
+echo junk >"$TT_TMP/junk.db"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/junk.db"
+assert_eq "$RC" 2 "exit status, --db not SQLite"
+assert_contains "$ERR" "$TT_TMP/junk.db: not a SQLite database" "--db not SQLite message"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP"
+assert_contains "$ERR" "$TT_TMP: is a directory, not a database file" "--db directory message"
+sqlite3 "$TT_TMP/app.db" "create table invoices(id integer primary key)"
+run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/app.db"
+assert_contains "$ERR" "app.db: a SQLite database of another application (1 table, none of tokentrail's)" \
+    "--db foreign database message"
+assert_eq "$(sqlite3 "$TT_TMP/app.db" "select group_concat(name) from sqlite_master where type='table'")" \
+    invoices "foreign database left as it was"
+
+printf 'listen: 127.0.0.1:0\ndb: ""\n' >"$bad"
+run_fail collect --config "$bad"
+assert_eq "$RC" 2 "exit status, db: empty"
+assert_contains "$ERR" "$bad:2: db: must not be empty" "db: empty message"
+run_fail collect --listen 127.0.0.1:0 --db ""
+assert_contains "$ERR" "command line: db: must not be empty" "--db '' message"
+
+printf 'listen: 127.0.0.1:0\nauth:\n  token_sha256:\n    - sha256:abc\n' >"$bad"
+run_fail collect --config "$bad" --db "$TT_TMP/y.db"
+assert_eq "$RC" 2 "exit status, bad token_sha256"
+assert_contains "$ERR" "$bad:4: auth.token_sha256: not a fingerprint sha256:<64 lowercase hex digits>" \
+    "bad token_sha256 message"
+
+printf 'listen: 127.0.0.1:0\nauth:\n  tokens_file: %s/no-such.tokens\n' "$TT_TMP" >"$bad"
+run_fail collect --config "$bad" --db "$TT_TMP/y.db"
+assert_eq "$RC" 2 "exit status, missing tokens_file"
+assert_contains "$ERR" "$bad:3: auth.tokens_file: cannot read $TT_TMP/no-such.tokens: No such file" \
+    "missing tokens_file message"
+
 # ---- errors on the command line
 run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --max-body lots
 assert_eq "$RC" 2 "exit status, --max-body lots"

@@ -32,6 +32,10 @@ assert_eq "$STATUS" 400 "all-invalid request"
 tt_post "$TT_TMP/allbad" -H 'Content-Type: text/csv'
 assert_eq "$STATUS" 415 "bad content type"
 
+# A wrong path and a wrong method count too (a misconfigured sender shows).
+tt_get /v1/nope
+assert_eq "$STATUS" 404 "GET of an unknown path"
+tt_curl -s -o /dev/null -X POST "$TT_URL/metrics"
 tt_get /metrics -D "$TT_TMP/mh"
 assert_eq "$STATUS" 200 "/metrics status"
 assert_contains "$(cat "$TT_TMP/mh")" "text/plain; version=0.0.4" "/metrics content type"
@@ -76,7 +80,8 @@ check_family tokentrail_events_rejected_total \
     '{type="unknown",reason="not_object"} 1' \
     '{type="incident.resolved",reason="missing_field"} 1' \
     '{type="unknown",reason="missing_field"} 1'
-check_family tokentrail_http_requests_total '{code="200"} 1' '{code="400"} 1' '{code="415"} 1'
+check_family tokentrail_http_requests_total '{code="200"} 1' '{code="400"} 1' '{code="415"} 1' \
+    '{code="404"} 1' '{code="405"} 1'
 assert_eq "$(family tokentrail_http_requests_in_flight)" " 0" "requests in flight"
 assert_eq "$(family tokentrail_ingest_body_bytes_total)" " $(($(wc -c <"$TT_TMP/mixed") + $(wc -c <"$TT_TMP/allbad")))" "body bytes (the 415 body is not read)"
 assert_eq "$(family tokentrail_http_request_duration_seconds_count)" " 3" "request duration histogram count"

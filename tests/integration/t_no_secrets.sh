@@ -14,6 +14,7 @@ s_rej='RAWTOK-rej-Wm3Qs8Ta0Vx5Yb2Zc7'
 s_bad='RAWTOK-bad-Jn6Pk1Lr9Ms4Nt8Ou3'
 s_gz='RAWTOK-gzp-Bd5Ce0Df7Eg2Fh9Gi4'
 s_arr='RAWTOK-arr-Xy1Zw2Vu3Ts4Rq5Po6'
+s_ext='RAWTOK-ext-Lk2Jh3Gf4Ds5Ap6Mn'
 
 {
     tt_ev_issued s1 as "$s_ok1"
@@ -24,10 +25,14 @@ s_arr='RAWTOK-arr-Xy1Zw2Vu3Ts4Rq5Po6'
     printf '{"specversion":"1.0","id":"s4","data":{"token":"%s\n' "$s_bad"
     # a token where it does not belong (unknown field)
     printf '{"specversion":"1.0","id":"s5","source":"as","type":"incident.resolved","time":"2026-11-22T07:00:00Z","data":{"incident_id":"I","resolved_at":"2026-11-22T07:00:00Z","token":"%s"}}\n' "$s_rej"
+    # a token in an extension attribute named like a credential
+    printf '{"specversion":"1.0","id":"s5x","source":"gw","type":"token.used","time":"2026-11-22T07:02:00Z","accesstoken":"%s","data":{"token_id":"a","resource":"r"}}\n' "$s_ext"
 } >"$TT_TMP/req.ndjson"
 tt_post "$TT_TMP/req.ndjson"
 assert_eq "$STATUS" 200 "ndjson status"
-assert_jq "$BODY" '.accepted == 2 and .rejected == 3' "ndjson counts"
+assert_jq "$BODY" '.accepted == 2 and .rejected == 4' "ndjson counts"
+assert_jq "$BODY" '[.errors[] | select(.id == "s5x" and (.error | startswith("accesstoken: extension attribute named like a credential")))] | length == 1' \
+    "extension named like a credential: rejected with the reason"
 resp_all=$BODY
 
 tt_ev_issued s6 as "$s_gz" | gzip -c >"$TT_TMP/req.gz"
@@ -54,7 +59,7 @@ check_files() {
     for f in "${files[@]}"; do
         [ -e "$f" ] || { note "$when: $(basename "$f") absent"; continue; }
         note "$when: $(basename "$f") $(wc -c <"$f") bytes"
-        for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr"; do
+        for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext"; do
             pass
             if grep -aqF -- "$(core "$s")" "$f"; then
                 fail "$when: raw token '$s' found in $f"
@@ -66,7 +71,7 @@ check_files() {
 # While running: the events live in the WAL, and the SHM exists.
 assert_eq "$( [ -e "$TT_DB-wal" ] && echo yes)" yes "WAL file exists while running"
 check_files running
-for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr"; do
+for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext"; do
     assert_not_contains "$resp_all" "$(core "$s")" "responses"
 done
 # The fingerprints are in the database files (DB or WAL).

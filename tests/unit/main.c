@@ -8,6 +8,7 @@ int main(void)
     SRunner *sr = srunner_create(tt_time_suite());
     srunner_add_suite(sr, tt_event_suite());
     srunner_add_suite(sr, tt_buf_suite());
+    srunner_add_suite(sr, tt_text_suite());
     srunner_add_suite(sr, tt_config_suite());
     srunner_add_suite(sr, tt_store_suite());
     srunner_add_suite(sr, tt_ingest_suite());
@@ -23,6 +24,7 @@ int main(void)
     srunner_add_suite(sr, tt_scenario_suite());
     srunner_add_suite(sr, tt_drill_report_suite());
     srunner_add_suite(sr, tt_drill_prom_suite());
+    srunner_add_suite(sr, tt_redact_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -7,6 +7,7 @@
 Suite *tt_time_suite(void);
 Suite *tt_event_suite(void);
 Suite *tt_buf_suite(void);
+Suite *tt_text_suite(void);
 Suite *tt_config_suite(void);
 Suite *tt_store_suite(void);
 Suite *tt_ingest_suite(void);
@@ -23,5 +24,6 @@ Suite *tt_threshold_suite(void);
 Suite *tt_scenario_suite(void);
 Suite *tt_drill_report_suite(void);
 Suite *tt_drill_prom_suite(void);
+Suite *tt_redact_suite(void);
 
 #endif

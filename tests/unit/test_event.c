@@ -404,6 +404,23 @@ static const mut_case mut_cases[] = {
     {TT_EV_TOKEN_USED, TOP, "ext", "{}", TT_REJ_WRONG_TYPE, "ext: not a string, number or boolean"},
     {TT_EV_TOKEN_USED, TOP, "ext", "[1]", TT_REJ_WRONG_TYPE, "ext: not a string, number or boolean"},
     {TT_EV_TOKEN_USED, TOP, "ext", "\"\"", TT_REJ_BAD_VALUE, "ext: empty"},
+    /* names of credentials: refused whatever the value (a raw token would be stored) */
+    {TT_EV_TOKEN_USED, TOP, "token", "\"SECRETEXTTOKEN-ccdd\"", TT_REJ_UNKNOWN_FIELD,
+     "token: extension attribute named like a credential ('token'): tokentrail stores no raw "
+     "tokens or secrets; send a token as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, TOP, "accesstoken", "1", TT_REJ_UNKNOWN_FIELD,
+     "accesstoken: extension attribute named like a credential ('token'): tokentrail stores no "
+     "raw tokens or secrets; send a token as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, TOP, "clientsecret", "\"s\"", TT_REJ_UNKNOWN_FIELD,
+     "clientsecret: extension attribute named like a credential ('secret'): tokentrail stores "
+     "no raw tokens or secrets; send a token as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, TOP, "password1", "\"p\"", TT_REJ_UNKNOWN_FIELD,
+     "password1: extension attribute named like a credential ('passw'): tokentrail stores no "
+     "raw tokens or secrets; send a token as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, TOP, "authorization", "\"Bearer x\"", TT_REJ_UNKNOWN_FIELD,
+     "authorization: extension attribute named like a credential ('authoriz'): tokentrail stores "
+     "no raw tokens or secrets; send a token as data.token to have it fingerprinted"},
+    {TT_EV_TOKEN_USED, TOP, "traceparent", "\"00-abc-def-01\"", OK, NULL},
     /* data */
     {TT_EV_TOKEN_USED, TOP, "data", NULL, TT_REJ_MISSING, "data: missing"},
     {TT_EV_TOKEN_USED, TOP, "data", "[]", TT_REJ_WRONG_TYPE, "data: not an object"},

@@ -59,9 +59,21 @@ static const struct {
     {"single, rejected", "{\"id\":\"x\"}", TT_BODY_JSON, TT_INGEST_OK,
      "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":\"x\","
      "\"error\":\"specversion: missing\"}]}"},
+    /* a scalar body is an event that is not an object, as an NDJSON line is */
     {"single, not a JSON object", "42", TT_BODY_JSON, TT_INGEST_OK,
      "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":null,"
-     "\"error\":\"json: '[' or '{' expected at line 1 column 2\"}]}"},
+     "\"error\":\"event: not a JSON object\"}]}"},
+    {"single, null", " null ", TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":null,"
+     "\"error\":\"event: not a JSON object\"}]}"},
+    {"single, a string", "\"abc\"", TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":0,\"duplicates\":0,\"rejected\":1,\"errors\":[{\"index\":0,\"id\":null,"
+     "\"error\":\"event: not a JSON object\"}]}"},
+    /* a UTF-8 byte order mark before the JSON is skipped */
+    {"single after a BOM", "\xEF\xBB\xBF" USED("a"), TT_BODY_JSON, TT_INGEST_OK,
+     "{\"accepted\":1,\"duplicates\":0,\"rejected\":0,\"errors\":[]}"},
+    {"ndjson after a BOM", "\xEF\xBB\xBF" USED("a") "\n" USED("b") "\n", TT_BODY_NDJSON,
+     TT_INGEST_OK, "{\"accepted\":2,\"duplicates\":0,\"rejected\":0,\"errors\":[]}"},
     /* jansson's " near '<token>'" would quote the start of the secret */
     {"broken json body with a token", "{\"data\":{\"token\":\"s3cr3t", TT_BODY_JSON,
      TT_INGEST_OK,
