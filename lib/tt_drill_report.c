@@ -186,32 +186,35 @@ int tt_drill_evaluate(tt_drill_result *r)
     return failed;
 }
 
+/* count, p50, p99 and max of every series called name (all tags). */
+static int pooled(const tt_drill_result *r, const char *name, long *n, double *p50, double *p99,
+                  double *max)
+{
+    double *v;
+    *n = tt_series_collect(&r->series, name, NULL, &v);
+    if (*n < 0) {
+        return -1;
+    }
+    if (*n > 0) {
+        *p50 = tt_stats_percentile(v, (size_t)*n, 50);
+        *p99 = tt_stats_percentile(v, (size_t)*n, 99);
+        *max = v[*n - 1];
+    }
+    free(v);
+    return 0;
+}
+
 int tt_drill_get_precision(const tt_drill_result *r, tt_drill_precision *p)
 {
     memset(p, 0, sizeof(*p));
-    double *v;
-    long n = tt_series_collect(&r->series, "probe_lateness_ms", NULL, &v);
-    if (n < 0) {
+    double window_max;
+    if (pooled(r, "probe_lateness_ms", &p->probes, &p->late_p50_ms, &p->late_p99_ms,
+               &p->late_max_ms) != 0 ||
+        pooled(r, "propagation_window_ms", &p->windows, &p->window_p50_ms, &p->window_p99_ms,
+               &window_max) != 0) {
         return -1;
     }
-    p->probes = n;
-    if (n > 0) {
-        p->late_p50_ms = tt_stats_percentile(v, (size_t)n, 50);
-        p->late_p99_ms = tt_stats_percentile(v, (size_t)n, 99);
-        p->late_max_ms = v[n - 1];
-        p->behind = p->late_p99_ms * 2 >= (double)r->sc->probe_interval_ms;
-    }
-    free(v);
-    n = tt_series_collect(&r->series, "propagation_window_ms", NULL, &v);
-    if (n < 0) {
-        return -1;
-    }
-    p->windows = n;
-    if (n > 0) {
-        p->window_p50_ms = tt_stats_percentile(v, (size_t)n, 50);
-        p->window_p99_ms = tt_stats_percentile(v, (size_t)n, 99);
-    }
-    free(v);
+    p->behind = p->probes > 0 && p->late_p99_ms * 2 >= (double)r->sc->probe_interval_ms;
     return 0;
 }
 
