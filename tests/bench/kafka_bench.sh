@@ -41,6 +41,14 @@ done
 sleep 1
 
 metric() { curl -s "http://127.0.0.1:$HPORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+# CPU time in clock ticks: the whole machine (user, nice, system, irq, softirq,
+# steal; not idle or iowait) and one process (user + system).
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+# us_per N TICKS: microseconds of CPU per event
+us_per() { awk -v n="$1" -v t="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", n > 0 ? t / hz * 1e6 / n : 0 }'; }
+BROKER_PID=$(cat "$DIR/broker/kafka.pid")
 
 # ---- 1. the collector over HTTP ----
 bin/tokentrail collect --listen 127.0.0.1:0 --db "$DIR/bench.db" --port-file "$DIR/port" \
@@ -51,14 +59,17 @@ HPORT=$(cat "$DIR/port")
 "$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d 2 >/dev/null
 until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.1; done
 d0=$(metric tokentrail_kafka_delivered_total)
+m0=$(busy); c0=$(ticks "$PID"); b0=$(ticks "$BROKER_PID")
 t0=$(date +%s.%N)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 lg_rc=0
-"$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d "$DURATION" >"$DIR/loadgen.txt" \
+/usr/bin/time -f '%U %S' -o "$DIR/loadgen.cpu" \
+  "$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d "$DURATION" >"$DIR/loadgen.txt" \
   2>"$DIR/loadgen.err" || lg_rc=$?
 t_http=$(date +%s.%N)
 until [ "$(metric tokentrail_outbox_events)" = 0 ]; do sleep 0.05; done
 t1=$(date +%s.%N)
+m1=$(busy); c1=$(ticks "$PID"); b1=$(ticks "$BROKER_PID")
 d1=$(metric tokentrail_kafka_delivered_total)
 non2xx=$(awk -F= '$1 == "non2xx" || $1 == "sock_errors" { n += $2 } END { print n + 0 }' \
   "$DIR/loadgen.txt")
@@ -106,12 +117,14 @@ with open(path, "w") as f:
         f.write(key + "\t" + (tmpl % i) + "\n")
 PY
 k0=$(date +%s.%N)
-kcat -P -b "$BS" -t bench.kcat -K $'\t' -l \
+km0=$(busy); kb0=$(ticks "$BROKER_PID")
+/usr/bin/time -f '%U %S' -o "$DIR/kcat.cpu" kcat -P -b "$BS" -t bench.kcat -K $'\t' -l \
   -X enable.idempotence=true -X acks=all -X compression.type=lz4 -X linger.ms=5 \
   -X partitioner=murmur2_random -X queue.buffering.max.messages=21000 \
   -H content-type=application/cloudevents+json -H ce_specversion=1.0 -H ce_type=token.used \
   -H ce_id=x -H ce_source=//rs/orders-api "$DIR/events.tsv" 2>"$DIR/kcat.log"
 k1=$(date +%s.%N)
+km1=$(busy); kb1=$(ticks "$BROKER_PID")
 kcat_eps=$(awk -v n="$n_http" -v a="$k0" -v b="$k1" 'BEGIN { printf "%.0f", n / (b - a) }')
 ratio=$(awk -v a="$http_eps" -v b="$kcat_eps" 'BEGIN { printf "%.0f", 100 * a / b }')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -121,6 +134,15 @@ echo "  collector (HTTP NDJSON batches -> outbox -> Kafka): $n_http events deliv
 echo "  kcat -P (bare librdkafka, same events from a file): $kcat_eps events/s"
 echo "  ratio: ${ratio}% of kcat"
 echo "  delivery latency (produce -> delivery report): p50 $p50, p99 $p99"
+# Machine CPU per event: when both runs keep the cores busy, the rates are in
+# the inverse ratio of these, so 60 % of kcat's rate needs the collector path
+# to cost at most kcat's / 0.6 per event.
+lg_ticks=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/loadgen.cpu")
+kc_ticks=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/kcat.cpu")
+http_us=$(us_per "$n_http" $((m1 - m0)))
+kcat_us=$(us_per "$n_http" $((km1 - km0)))
+echo "  machine CPU per event: collector path $http_us us (collector $(us_per "$n_http" $((c1 - c0))), broker $(us_per "$n_http" $((b1 - b0))), load generator $(us_per "$n_http" "$lg_ticks")); kcat path $kcat_us us (kcat $(us_per "$n_http" "$kc_ticks"), broker $(us_per "$n_http" $((kb1 - kb0))))"
+echo "  60 % of kcat's rate at the same CPU needs the collector path at <= $(awk -v k="$kcat_us" 'BEGIN { printf "%.1f", k / 0.6 }') us per event"
 echo "  HTTP request p99 $req_p99"
 echo "  load average: $load0 before, $load1 after the HTTP run, $load after kcat ($(nproc) cores, shared with the broker and the load generator)"
 if [ "$lg_rc" != 0 ] || [ "$non2xx" != 0 ]; then
