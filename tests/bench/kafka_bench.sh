@@ -47,7 +47,7 @@ busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 # us_per N TICKS: microseconds of CPU per event
-us_per() { awk -v n="$1" -v t="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", n > 0 ? t / hz * 1e6 / n : 0 }'; }
+us_per() { awk -v n="$1" -v t="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }'; }
 BROKER_PID=$(cat "$DIR/broker/kafka.pid")
 
 # ---- 1. the collector over HTTP ----
@@ -134,15 +134,18 @@ echo "  collector (HTTP NDJSON batches -> outbox -> Kafka): $n_http events deliv
 echo "  kcat -P (bare librdkafka, same events from a file): $kcat_eps events/s"
 echo "  ratio: ${ratio}% of kcat"
 echo "  delivery latency (produce -> delivery report): p50 $p50, p99 $p99"
-# Machine CPU per event: when both runs keep the cores busy, the rates are in
-# the inverse ratio of these, so 60 % of kcat's rate needs the collector path
-# to cost at most kcat's / 0.6 per event.
+# CPU per event, by process (robust to other work on the machine) and for the
+# whole machine. When both runs keep the cores busy, the rates are in the
+# inverse ratio of the per-event costs, so 60 % of kcat's rate needs the
+# collector path (collector + broker + load generator) to cost at most the
+# kcat path's (kcat + broker) / 0.6 per event.
 lg_ticks=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/loadgen.cpu")
 kc_ticks=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$DIR/kcat.cpu")
-http_us=$(us_per "$n_http" $((m1 - m0)))
-kcat_us=$(us_per "$n_http" $((km1 - km0)))
-echo "  machine CPU per event: collector path $http_us us (collector $(us_per "$n_http" $((c1 - c0))), broker $(us_per "$n_http" $((b1 - b0))), load generator $(us_per "$n_http" "$lg_ticks")); kcat path $kcat_us us (kcat $(us_per "$n_http" "$kc_ticks"), broker $(us_per "$n_http" $((kb1 - kb0))))"
-echo "  60 % of kcat's rate at the same CPU needs the collector path at <= $(awk -v k="$kcat_us" 'BEGIN { printf "%.1f", k / 0.6 }') us per event"
+path_http=$(us_per "$n_http" $((c1 - c0 + b1 - b0 + lg_ticks)))
+path_kcat=$(us_per "$n_http" $((kc_ticks + kb1 - kb0)))
+echo "  CPU per event: collector path $path_http us (collector $(us_per "$n_http" $((c1 - c0))), broker $(us_per "$n_http" $((b1 - b0))), load generator $(us_per "$n_http" "$lg_ticks")); kcat path $path_kcat us (kcat $(us_per "$n_http" "$kc_ticks"), broker $(us_per "$n_http" $((kb1 - kb0))))"
+echo "  whole machine per event (other processes included): $(us_per "$n_http" $((m1 - m0))) us during the collector run, $(us_per "$n_http" $((km1 - km0))) us during kcat"
+echo "  60 % of kcat's rate at the same CPU needs the collector path at <= $(awk -v k="$path_kcat" 'BEGIN { printf "%.1f", k / 0.6 }') us per event"
 echo "  HTTP request p99 $req_p99"
 echo "  load average: $load0 before, $load1 after the HTTP run, $load after kcat ($(nproc) cores, shared with the broker and the load generator)"
 if [ "$lg_rc" != 0 ] || [ "$non2xx" != 0 ]; then

@@ -25,6 +25,8 @@ int main(void)
     srunner_add_suite(sr, tt_drill_report_suite());
     srunner_add_suite(sr, tt_drill_prom_suite());
     srunner_add_suite(sr, tt_redact_suite());
+    srunner_add_suite(sr, tt_intern_suite());
+    srunner_add_suite(sr, tt_anstore_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

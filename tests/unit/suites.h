@@ -25,5 +25,7 @@ Suite *tt_scenario_suite(void);
 Suite *tt_drill_report_suite(void);
 Suite *tt_drill_prom_suite(void);
 Suite *tt_redact_suite(void);
+Suite *tt_intern_suite(void);
+Suite *tt_anstore_suite(void);
 
 #endif
