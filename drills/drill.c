@@ -17,6 +17,7 @@
 
 #include "drill_run.h"
 #include "tt_drill_prom.h"
+#include "tt_time.h"
 #include "tt_drill_report.h"
 #include "tt_log.h"
 #include "tt_scenario.h"
@@ -130,11 +131,10 @@ static int write_file(const char *path, const tt_drill_result *r, writer_fn fn)
     return rc;
 }
 
-/* errors_fail: iterations failed with an error and no `errors` threshold
- * judges them, so the run is an error (exit 2) whatever the thresholds say. */
-static void print_summary(const tt_drill_result *r, int failed, size_t errors, int errors_fail,
-                          const char *out, int color)
+static void print_summary(const tt_drill_result *r, int failed, const char *out, int color)
 {
+    size_t errors = tt_drill_errors(r);
+    int errors_fail = tt_drill_get_outcome(r) == TT_DRILL_ERROR;
     const tt_scenario *sc = r->sc;
     const char *g = color ? "\033[32m" : "", *red = color ? "\033[31m" : "",
                *z = color ? "\033[0m" : "";
@@ -158,9 +158,14 @@ static void print_summary(const tt_drill_result *r, int failed, size_t errors, i
     }
     tt_drill_precision pr;
     if (tt_drill_get_precision(r, &pr) == 0 && pr.probes > 0) {
-        printf("precision: probes %.2f ms (p99) after their tick, max %.2f; refusals located "
-               "within %.1f ms (p99) at a %lld ms interval\n",
-               pr.late_p99_ms, pr.late_max_ms, pr.window_p99_ms, (long long)sc->probe_interval_ms);
+        char located[96] = "no refusal to locate";
+        if (pr.windows > 0) {
+            snprintf(located, sizeof(located), "refusals located within %.1f ms (p99)",
+                     pr.window_p99_ms);
+        }
+        printf("precision: probes %.2f ms (p99) after their tick, max %.2f; %s at a %lld ms "
+               "interval\n",
+               pr.late_p99_ms, pr.late_max_ms, located, (long long)sc->probe_interval_ms);
         if (pr.behind) {
             printf("  %swarning%s: the drill fell behind its probe grid (p99 %.2f ms at a %lld ms "
                    "interval): propagation times carry that much extra error; run fewer "
@@ -248,6 +253,16 @@ static int cmd_run(int argc, char **argv)
     int rc = 2;
     if (tt_drill_run(sc, &ro, &r, err, sizeof(err)) != 0) {
         fprintf(stderr, "tokentrail drill: %s\n", err);
+        if (textfile) {
+            /* the drill did not run: the textfile must not keep saying it passed */
+            json_t *j = tt_drill_report_json_not_started(sc, err, tt_time_now_ms());
+            char perr[256];
+            if (j == NULL || tt_drill_prom_write_json(j, textfile, perr, sizeof(perr)) != 0) {
+                fprintf(stderr, "tokentrail drill: --textfile %s: %s\n", textfile,
+                        j ? perr : "out of memory");
+            }
+            json_decref(j);
+        }
         goto done;
     }
     int failed = tt_drill_evaluate(r);
@@ -286,33 +301,14 @@ static int cmd_run(int argc, char **argv)
         }
         json_decref(j);
     }
-    size_t errors = 0;
-    for (size_t i = 0; i < r->n_it; i++) {
-        errors += r->it[i].error[0] != '\0';
-    }
-    int errors_judged = 0;
-    for (size_t t = 0; t < sc->n_thr; t++) {
-        errors_judged |= strcmp(sc->thr[t].metric, "errors") == 0;
-    }
-    print_summary(r, failed, errors, errors > 0 && !errors_judged, outdir,
-                  isatty(STDOUT_FILENO));
+    print_summary(r, failed, outdir, isatty(STDOUT_FILENO));
     fflush(stdout);
-    if (wrc != 0 || drill_stop) {
-        rc = 2;
-    } else if (errors > 0 && !errors_judged) {
-        const char *first = "see report.json";
-        for (size_t i = 0; i < r->n_it; i++) {
-            if (r->it[i].error[0]) {
-                first = r->it[i].error;
-                break;
-            }
-        }
-        fprintf(stderr, "tokentrail drill: %zu of %zu iterations failed with an error; first: %s\n",
-                errors, r->n_it, first);
-        rc = 2;
-    } else {
-        rc = failed > 0 ? 1 : 0;
+    char why[TT_DRILL_MAX_ERROR + 128];
+    tt_drill_error_text(r, why, sizeof(why));
+    if (why[0]) {
+        fprintf(stderr, "tokentrail drill: %s\n", why);
     }
+    rc = wrc != 0 ? 2 : (int)tt_drill_get_outcome(r);
 done:
     tt_drill_result_free(r);
     tt_scenario_free(sc);

@@ -559,9 +559,17 @@ static void body_excerpt(const request *rq, char *out, size_t outlen)
 {
     const tt_scenario *sc = rq->d->sc;
     const engineer *e = rq->eng;
+    /* make_basic writes "Authorization: Basic <base64>" or "" */
+    const drill *d = rq->d;
+    static const char basic[] = "Authorization: Basic ";
+    const size_t bl = sizeof(basic) - 1;
     const char *secrets[] = {
         sc->client.secret, sc->admin.secret, sc->subject.secret, sc->approval_token,
         e ? e->token : NULL, e ? e->subject_token : NULL, e ? e->device_code : NULL,
+        /* the base64 of id:secret, as sent with client_secret_basic */
+        d->basic_client[0] ? d->basic_client + bl : NULL,
+        d->basic_admin[0] ? d->basic_admin + bl : NULL,
+        d->basic_subject[0] ? d->basic_subject + bl : NULL,
     };
     /* the list ends at its first NULL: move the set ones to the front */
     const char *list[sizeof(secrets) / sizeof(secrets[0]) + 1];
@@ -1426,11 +1434,20 @@ static void start_probing(engineer *e)
 {
     drill *d = e->d;
     e->st = ST_PROBE;
-    e->rs_left = (int)d->sc->n_rs;
+    e->rs_left = 0;
+    for (size_t i = 0; i < d->sc->n_rs; i++) {
+        tt_drill_rs_obs *o = &e->it->rs[i];
+        o->not_probed = o->first_status != d->sc->rs[i].accept_status;
+        e->rs_left += !o->not_probed;
+    }
     int64_t end = d->base_ns + e->it->end_ns;
     e->probe_deadline_ns = end + d->sc->probe_timeout_ms * NS_PER_MS;
     e->next_probe_ns = end;
     memset(e->missed, 0, d->sc->n_rs);
+    if (e->rs_left == 0) {
+        final_introspect(e); /* no server accepted the token: nothing to watch */
+        return;
+    }
     schedule(e, now_ns());
 }
 
@@ -1501,7 +1518,7 @@ static void probe_tick(engineer *e)
     if (t >= e->probe_deadline_ns) {
         for (size_t i = 0; i < sc->n_rs; i++) {
             tt_drill_rs_obs *o = &e->it->rs[i];
-            if (o->refused_ns < 0 && !o->lingering) {
+            if (o->refused_ns < 0 && !o->lingering && !o->not_probed) {
                 o->lingering = 1;
                 e->rs_left--;
             }
@@ -1513,7 +1530,7 @@ static void probe_tick(engineer *e)
     int64_t due = e->next_probe_ns < t ? e->next_probe_ns : t;
     for (size_t i = 0; i < sc->n_rs; i++) {
         tt_drill_rs_obs *o = &e->it->rs[i];
-        if (o->refused_ns >= 0) {
+        if (o->refused_ns >= 0 || o->not_probed) {
             continue;
         }
         if (o->busy) {
@@ -1819,16 +1836,18 @@ static void print_progress(drill *d, int final)
     }
     size_t total = (size_t)d->sc->engineers * (size_t)d->sc->iterations;
     double el = (double)(now_ns() - d->base_ns) / 1e9;
-    size_t errors = 0;
+    size_t errors = 0, running = 0;
     for (size_t i = 0; i < d->res->n_it; i++) {
-        errors += d->res->it[i].error[0] != '\0';
+        const tt_drill_iter *it = &d->res->it[i];
+        errors += it->error[0] != '\0';
+        running += it->opened_ns >= 0 && it->done_ns < 0 && it->error[0] == '\0';
     }
     if (d->opts->progress_tty) {
-        fprintf(stderr, "\r\033[Kdrill %s: %zu/%zu iterations, %zu in flight, %zu errors, %.1f s%s",
-                d->sc->name, d->iters_done, total, d->in_flight, errors, el, final ? "\n" : "");
+        fprintf(stderr, "\r\033[Kdrill %s: %zu/%zu iterations, %zu running, %zu errors, %.1f s%s",
+                d->sc->name, d->iters_done, total, running, errors, el, final ? "\n" : "");
     } else {
-        fprintf(stderr, "drill %s: %zu/%zu iterations, %zu in flight, %zu errors, %.1f s\n",
-                d->sc->name, d->iters_done, total, d->in_flight, errors, el);
+        fprintf(stderr, "drill %s: %zu/%zu iterations, %zu running, %zu errors, %.1f s\n",
+                d->sc->name, d->iters_done, total, running, errors, el);
     }
 }
 
@@ -2282,6 +2301,8 @@ int tt_drill_run(const tt_scenario *sc, const tt_drill_opts *opts, tt_drill_resu
                 snprintf(it->error, sizeof(it->error), "interrupted");
             }
         }
+        d->res->interrupted = 1;
+        tt_drill_result_drop_unstarted(d->res);
     }
     print_progress(d, 1);
     d->res->finished_ms = tt_time_now_ms();

@@ -14,6 +14,7 @@
 
 struct tt_anstore {
     sqlite3 *db;
+    int readonly;          /* opened for listing: no write statement prepared */
     sqlite3_stmt *put_tok, *del_tok, *put_inc, *put_hist, *put_pend, *del_pend, *put_meta,
         *put_finding;
 };
@@ -124,6 +125,7 @@ static tt_anstore *open_with(const char *path, int readonly, int create, char *e
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 10000);
+    s->readonly = readonly;
     if (readonly) {
         return s;
     }
@@ -250,6 +252,10 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 int tt_anstore_checkpoint(tt_anstore *s, tt_engine *e, const tt_source *src, tt_finding_row **rows,
                           size_t n, char *err, size_t errlen)
 {
+    if (s->readonly) {
+        snprintf(err, errlen, "the analyzer state was opened read-only: no checkpoint");
+        return -1;
+    }
     if (exec(s->db, "BEGIN IMMEDIATE;", err, errlen) != 0) {
         return -1;
     }

@@ -406,8 +406,10 @@ int tt_drill_prom_render(const json_t *report, const char *previous, tt_buf *out
         get_field(sc, "scenario.resource_servers", "resource_servers", &rss, err, errlen) != 0) {
         goto done;
     }
-    if (strcmp(result, "pass") != 0 && strcmp(result, "fail") != 0) {
-        seterr(err, errlen, "field 'result': expected \"pass\" or \"fail\", got \"%.40s\"", result);
+    if (strcmp(result, "pass") != 0 && strcmp(result, "fail") != 0 &&
+        strcmp(result, "error") != 0) {
+        seterr(err, errlen, "field 'result': expected \"pass\", \"fail\" or \"error\", got \"%.40s\"",
+               result);
         goto done;
     }
     if (tt_time_parse_rfc3339(finished, strlen(finished), &finished_ms) != 0) {

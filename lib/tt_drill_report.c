@@ -20,7 +20,7 @@ tt_drill_result *tt_drill_result_new(const tt_scenario *sc, size_t n_it)
         return NULL;
     }
     r->sc = sc;
-    r->n_it = n_it;
+    r->n_it = r->n_alloc = n_it;
     r->it = calloc(n_it ? n_it : 1, sizeof(*r->it));
     if (r->it == NULL) {
         free(r);
@@ -48,7 +48,7 @@ void tt_drill_result_free(tt_drill_result *r)
     if (r == NULL) {
         return;
     }
-    for (size_t i = 0; i < r->n_it; i++) {
+    for (size_t i = 0; i < r->n_alloc; i++) {
         free(r->it[i].rs);
     }
     free(r->it);
@@ -276,6 +276,75 @@ static int all_pass(const tt_drill_result *r)
     return 1;
 }
 
+void tt_drill_result_drop_unstarted(tt_drill_result *r)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_it; i++) {
+        if (r->it[i].opened_ns < 0) {
+            continue;
+        }
+        if (i != k) { /* swap, so every rs array stays owned by one slot */
+            tt_drill_iter tmp = r->it[k];
+            r->it[k] = r->it[i];
+            r->it[i] = tmp;
+        }
+        k++;
+    }
+    r->n_it = k;
+}
+
+size_t tt_drill_errors(const tt_drill_result *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_it; i++) {
+        n += r->it[i].error[0] != '\0';
+    }
+    return n;
+}
+
+static int errors_judged(const tt_scenario *sc)
+{
+    for (size_t t = 0; t < sc->n_thr; t++) {
+        if (strcmp(sc->thr[t].metric, "errors") == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+tt_drill_outcome tt_drill_get_outcome(const tt_drill_result *r)
+{
+    if (r->interrupted || (tt_drill_errors(r) > 0 && !errors_judged(r->sc))) {
+        return TT_DRILL_ERROR;
+    }
+    return all_pass(r) ? TT_DRILL_PASS : TT_DRILL_FAIL;
+}
+
+const char *tt_drill_outcome_name(tt_drill_outcome o)
+{
+    return o == TT_DRILL_PASS ? "pass" : o == TT_DRILL_FAIL ? "fail" : "error";
+}
+
+void tt_drill_error_text(const tt_drill_result *r, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (tt_drill_get_outcome(r) != TT_DRILL_ERROR) {
+        return;
+    }
+    size_t errors = tt_drill_errors(r);
+    if (r->interrupted) {
+        snprintf(out, outlen, "interrupted by a signal: %zu of %zu iterations started%s", r->n_it,
+                 r->n_alloc, errors ? ", some ended in an error" : "");
+        return;
+    }
+    const char *first = "";
+    for (size_t i = 0; i < r->n_it && !first[0]; i++) {
+        first = r->it[i].error;
+    }
+    snprintf(out, outlen, "%zu of %zu iterations failed with an error; first: %s", errors,
+             r->n_it, first);
+}
+
 static json_t *jstr_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -290,7 +359,12 @@ json_t *tt_drill_report_json(const tt_drill_result *r)
     }
     char ts[TT_TIME_BUFSZ];
     json_object_set_new(root, "run_id", json_string(r->run_id));
-    json_object_set_new(root, "result", json_string(all_pass(r) ? "pass" : "fail"));
+    json_object_set_new(root, "result",
+                        json_string(tt_drill_outcome_name(tt_drill_get_outcome(r))));
+    char why[TT_DRILL_MAX_ERROR + 128];
+    tt_drill_error_text(r, why, sizeof(why));
+    json_object_set_new(root, "error", why[0] ? json_string(why) : json_null());
+    json_object_set_new(root, "interrupted", json_boolean(r->interrupted));
     tt_time_format(r->started_ms, ts);
     json_object_set_new(root, "started_at", json_string(ts));
     tt_time_format(r->finished_ms, ts);
@@ -429,6 +503,7 @@ json_t *tt_drill_report_json(const tt_drill_result *r)
             json_object_set_new(x, "window_ms",
                                 window_ms(it, ob, &p) == 0 ? jms(p) : json_null());
             json_object_set_new(x, "lingering", json_boolean(ob->lingering));
+            json_object_set_new(x, "probed", json_boolean(!ob->not_probed));
             json_object_set_new(x, "probes", json_integer(ob->probes));
             json_object_set_new(x, "probe_late_max_ms", jrel(ob->probe_late_ns));
             json_object_set_new(rso, sc->rs[j].name, x);
@@ -443,6 +518,18 @@ json_t *tt_drill_report_json(const tt_drill_result *r)
     json_object_set_new(ev, "failed", json_integer((json_int_t)r->events_failed));
     json_object_set_new(root, "events", ev);
     return root;
+}
+
+json_t *tt_drill_report_json_not_started(const tt_scenario *sc, const char *why, int64_t now_ms)
+{
+    char ts[TT_TIME_BUFSZ];
+    tt_time_format(now_ms, ts);
+    /* no resource servers: nothing was measured on any */
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:s, s:s, s:[]}, s:[], s:i, s:{}, s:[], s:i}",
+                     "result", "error", "error", why, "started_at", ts, "finished_at", ts,
+                     "interrupted", 0, "scenario", "name", sc->name, "path", sc->path,
+                     "resource_servers", "thresholds", "thresholds_failed", 0, "metrics",
+                     "iterations", "iterations_with_errors", 0);
 }
 
 /* XML/HTML text and attribute escaping. */
@@ -485,16 +572,21 @@ int tt_drill_report_junit(const tt_drill_result *r, FILE *fp)
     for (size_t t = 0; t < sc->n_thr; t++) {
         failed += !r->verdict[t].pass;
     }
+    /* An interrupted run, or iterations that ended in an error no threshold
+     * judges, is one more test case, in error: CI must not read it as green. */
+    char why[TT_DRILL_MAX_ERROR + 128];
+    tt_drill_error_text(r, why, sizeof(why));
+    size_t n_err = why[0] ? 1 : 0, tests = sc->n_thr + n_err;
     char ts[TT_TIME_BUFSZ];
     tt_time_format(r->started_ms, ts);
     double secs = (double)(r->finished_ms - r->started_ms) / 1000.0;
     fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(fp, "<testsuites name=\"tokentrail drill\" tests=\"%zu\" failures=\"%zu\" "
-                "time=\"%.3f\">\n", sc->n_thr, failed, secs);
+                "errors=\"%zu\" time=\"%.3f\">\n", tests, failed, n_err, secs);
     fprintf(fp, "  <testsuite name=\"");
     put_esc(fp, sc->name);
-    fprintf(fp, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" time=\"%.3f\" timestamp=\"%s\">\n",
-            sc->n_thr, failed, secs, ts);
+    fprintf(fp, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" time=\"%.3f\" "
+                "timestamp=\"%s\">\n", tests, failed, n_err, secs, ts);
     fprintf(fp, "    <properties>\n      <property name=\"run_id\" value=\"");
     put_esc(fp, r->run_id);
     fprintf(fp, "\"/>\n      <property name=\"scenario\" value=\"");
@@ -522,6 +614,24 @@ int tt_drill_report_junit(const tt_drill_result *r, FILE *fp)
         fprintf(fp, ": ");
         put_esc(fp, msg);
         fprintf(fp, "</failure>\n    </testcase>\n");
+    }
+    if (n_err) {
+        fprintf(fp, "    <testcase classname=\"drill.");
+        put_esc(fp, sc->name);
+        fprintf(fp, "\" name=\"run completed without errors\" time=\"%.3f\">\n      <error "
+                    "type=\"%s\" message=\"", secs, r->interrupted ? "interrupted" : "iteration");
+        put_esc(fp, why);
+        fprintf(fp, "\">");
+        size_t shown = 0;
+        for (size_t i = 0; i < r->n_it && shown < 20; i++) {
+            if (r->it[i].error[0]) {
+                fprintf(fp, "engineer %d, iteration %d: ", r->it[i].engineer, r->it[i].iteration);
+                put_esc(fp, r->it[i].error);
+                fprintf(fp, "\n");
+                shown++;
+            }
+        }
+        fprintf(fp, "</error>\n    </testcase>\n");
     }
     fprintf(fp, "  </testsuite>\n</testsuites>\n");
     return ferror(fp) ? -1 : 0;
@@ -783,12 +893,18 @@ static void html_timeline(const tt_drill_result *r, FILE *fp)
 int tt_drill_report_html(const tt_drill_result *r, FILE *fp)
 {
     const tt_scenario *sc = r->sc;
-    int pass = all_pass(r);
+    tt_drill_outcome outcome = tt_drill_get_outcome(r);
+    int pass = outcome == TT_DRILL_PASS;
+    const char *verdict = outcome == TT_DRILL_PASS ? "PASS"
+                          : outcome == TT_DRILL_FAIL ? "FAIL"
+                                                     : "ERROR";
+    char why[TT_DRILL_MAX_ERROR + 128];
+    tt_drill_error_text(r, why, sizeof(why));
     char ts[TT_TIME_BUFSZ];
     tt_time_format(r->started_ms, ts);
     fprintf(fp, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>Drill ");
     put_esc(fp, sc->name);
-    fprintf(fp, " – %s</title>\n", pass ? "PASS" : "FAIL");
+    fprintf(fp, " – %s</title>\n", verdict);
     fprintf(fp,
             "<style>\n"
             "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
@@ -802,7 +918,8 @@ int tt_drill_report_html(const tt_drill_result *r, FILE *fp)
             "td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
             "tr.bad td{background:#fdecea}.ok{color:#2e7d32;font-weight:700}"
             ".ko{color:#c62828;font-weight:700}\n"
-            ".meta{color:#555}.note{color:#666;font-size:13px}code{font-size:13px}\n"
+            ".meta{color:#555}.note{color:#666;font-size:13px}.note.ko{color:#c62828}"
+            "code{font-size:13px}.why{color:#c62828;font-weight:700}\n"
             "svg text{font-family:system-ui,sans-serif}svg .ax{font-size:12px;fill:#555}"
             "svg .lab{font-size:14px;fill:#222}svg .small{font-size:12px;fill:#333}"
             "svg .mark{font-size:10px;font-weight:700}\n"
@@ -811,9 +928,15 @@ int tt_drill_report_html(const tt_drill_result *r, FILE *fp)
             "border-radius:4px;background:#333}.vbar{width:2px;height:14px;background:#000}\n"
             "</style></head><body>\n");
     fprintf(fp, "<h1><span class=\"badge %s\">%s</span>Drill: ", pass ? "pass" : "fail",
-            pass ? "PASS" : "FAIL");
+            verdict);
     put_esc(fp, sc->name);
-    fprintf(fp, "</h1>\n<p class=\"meta\">run <code>");
+    fprintf(fp, "</h1>\n");
+    if (why[0]) {
+        fprintf(fp, "<p class=\"why\">");
+        put_esc(fp, why);
+        fprintf(fp, "</p>\n");
+    }
+    fprintf(fp, "<p class=\"meta\">run <code>");
     put_esc(fp, r->run_id);
     fprintf(fp, "</code> · started %s · %.1f s · grant <b>%s</b> · access ends by <b>%s</b> · "
                 "%lld engineer%s × %lld iteration%s · probe every %lld ms, timeout %lld ms<br>"
@@ -862,11 +985,16 @@ int tt_drill_report_html(const tt_drill_result *r, FILE *fp)
                 "line is the threshold.</p>\n");
     tt_drill_precision pr;
     if (tt_drill_get_precision(r, &pr) == 0 && pr.probes > 0) {
+        char located[160] = "no server refused, so no refusal was located";
+        if (pr.windows > 0) {
+            snprintf(located, sizeof(located),
+                     "each refusal was located within a %.1f ms (p50) / %.1f ms (p99) window",
+                     pr.window_p50_ms, pr.window_p99_ms);
+        }
         fprintf(fp, "<p class=\"%s\">Precision: probes went out %.2f ms (p50) / %.2f ms (p99) "
-                    "after their tick, at most %.2f ms; each refusal was located within a "
-                    "%.1f ms (p50) / %.1f ms (p99) window, at a %lld ms probe interval.%s</p>\n",
+                    "after their tick, at most %.2f ms; %s, at a %lld ms probe interval.%s</p>\n",
                 pr.behind ? "note ko" : "note", pr.late_p50_ms, pr.late_p99_ms, pr.late_max_ms,
-                pr.window_p50_ms, pr.window_p99_ms, (long long)sc->probe_interval_ms,
+                located, (long long)sc->probe_interval_ms,
                 pr.behind ? " The drill fell behind its probe grid: propagation times carry "
                             "that much extra error. Run fewer engineers or give the drill a "
                             "quieter core."

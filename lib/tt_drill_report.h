@@ -26,6 +26,8 @@ typedef struct tt_drill_rs_obs {
     int64_t refused_ns;      /* send time of the first probe that was refused */
     long refused_status;
     int lingering;           /* still accepting at probe_timeout */
+    int not_probed;          /* refused the fresh token: no access to end there, so
+                              * no propagation to measure (fresh_token_refused) */
     int probes;
     int64_t probe_late_ns;   /* the largest delay of a probe past its grid tick
                               * (the harness's own timing error); -1 none */
@@ -59,10 +61,12 @@ typedef struct tt_drill_result {
     int64_t started_ms, finished_ms; /* wall clock, epoch ms */
     int64_t mono_base_ns;    /* CLOCK_MONOTONIC at start (for cross-process comparison) */
     tt_drill_iter *it;
-    size_t n_it;
+    size_t n_it;             /* iterations in the report */
+    size_t n_alloc;          /* iterations allocated (the plan): n_it <= n_alloc */
     tt_series_set series;
     tt_drill_verdict verdict[TT_SC_MAX_THRESHOLDS];
     size_t events_sent, events_failed;
+    int interrupted;         /* stopped by a signal before every iteration ran */
     /* resolved endpoints, for the report */
     char *token_endpoint, *introspection_endpoint, *revocation_endpoint, *device_endpoint;
 } tt_drill_result;
@@ -94,11 +98,37 @@ typedef struct tt_drill_precision {
  * memory. */
 int tt_drill_get_precision(const tt_drill_result *r, tt_drill_precision *p);
 
+/* The run's outcome, the one source of the exit status, report.json's
+ * `result`, the HTML badge, the JUnit error and the textfile's `passed`:
+ * ERROR when the run was interrupted or an iteration ended in an error that
+ * no threshold on `errors` judges; else FAIL when a threshold failed; else
+ * PASS. Values are the exit statuses. After tt_drill_evaluate. */
+typedef enum { TT_DRILL_PASS = 0, TT_DRILL_FAIL = 1, TT_DRILL_ERROR = 2 } tt_drill_outcome;
+tt_drill_outcome tt_drill_get_outcome(const tt_drill_result *r);
+const char *tt_drill_outcome_name(tt_drill_outcome o); /* "pass", "fail", "error" */
+
+/* Keep only the iterations that started (an interrupted run leaves some that
+ * never did), in their order; n_it becomes their count. */
+void tt_drill_result_drop_unstarted(tt_drill_result *r);
+
+/* Iterations of n_it that ended in an error. */
+size_t tt_drill_errors(const tt_drill_result *r);
+
+/* Why the outcome is ERROR, for people ("interrupted by a signal after 2 of
+ * 4 iterations", "3 of 4 iterations failed with an error; first: ..."), or ""
+ * when it is not. */
+void tt_drill_error_text(const tt_drill_result *r, char *out, size_t outlen);
+
 /* "revocation_propagation_ms{rs-nocache} max < 1000" */
 void tt_drill_threshold_label(const tt_sc_threshold *t, char *out, size_t outlen);
 
 /* The full report as a JSON object (new reference), or NULL. */
 json_t *tt_drill_report_json(const tt_drill_result *r);
+
+/* A report for a run that could not start (discovery or setup failed): the
+ * scenario, result "error" with why, no iterations. So a --textfile still
+ * says the drill did not pass. New reference, or NULL. */
+json_t *tt_drill_report_json_not_started(const tt_scenario *sc, const char *why, int64_t now_ms);
 
 /* Write the JUnit XML / the self-contained HTML report. Return 0 or -1. */
 int tt_drill_report_junit(const tt_drill_result *r, FILE *fp);

@@ -72,6 +72,37 @@ static size_t secret_name_at(const char *body, size_t len, size_t i)
     return 0;
 }
 
+/* An HTTP authorization scheme whose credential follows it ("Bearer x",
+ * "Basic x", RFC 7235 token68), on a word boundary at body[i]: the extent of
+ * the credential in [*vs, *ve) and 1, else 0. */
+static int scheme_credential_at(const char *body, size_t len, size_t i, size_t *vs, size_t *ve)
+{
+    static const char *const schemes[] = {"Bearer", "Basic", "DPoP", NULL};
+    if (i > 0 && is_word(body[i - 1])) {
+        return 0;
+    }
+    for (size_t s = 0; schemes[s]; s++) {
+        size_t n = strlen(schemes[s]);
+        if (len - i <= n || strncasecmp(body + i, schemes[s], n) != 0 || body[i + n] != ' ') {
+            continue;
+        }
+        size_t j = i + n;
+        while (j < len && body[j] == ' ') {
+            j++;
+        }
+        size_t e = j;
+        while (e < len && (is_word(body[e]) || strchr(".~+/=", body[e]))) {
+            e++;
+        }
+        if (e > j) {
+            *vs = j;
+            *ve = e;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* After a name ending at j: the separator ("name": / name= / name: with
  * optional quotes and blanks) and the value's extent. Returns 1 and sets
  * [*vs, *ve) when a value follows, else 0. */
@@ -126,8 +157,14 @@ void tt_redact_excerpt(const char *body, size_t len, const char *const *secrets,
             i += n;
             continue;
         }
-        n = secret_name_at(body, len, i);
         size_t sep_end, vs, ve;
+        if (scheme_credential_at(body, len, i, &vs, &ve)) {
+            emit(&x, body + i, vs - i);
+            emit(&x, TT_REDACTED, strlen(TT_REDACTED));
+            i = ve;
+            continue;
+        }
+        n = secret_name_at(body, len, i);
         if (n > 0 && value_after(body, len, i + n, &sep_end, &vs, &ve)) {
             emit(&x, body + i, sep_end - i);
             emit(&x, TT_REDACTED, strlen(TT_REDACTED));

@@ -12,9 +12,11 @@
  * NUL-terminated; "..." appended when the body is longer), with:
  *  - the value after every secret-bearing name (access_token, refresh_token,
  *    id_token, device_code, subject_token, actor_token, client_secret,
- *    assertion, password, code, token), as JSON ("access_token": "v"), form
+ *    assertion, password, token), as JSON ("access_token": "v"), form
  *    (access_token=v) or header-like (token: v) text, replaced by TT_REDACTED,
  *    whether or not the body is well-formed (a truncated JSON answer too);
+ *  - the credential after an authorization scheme (an echoed "Authorization:
+ *    Basic dXNlcjpwYXNz" or "Bearer abc") replaced the same way;
  *  - every occurrence of one of the known secrets (NULL-terminated list;
  *    NULL and strings shorter than 4 bytes are skipped) replaced by
  *    TT_REDACTED, also where the excerpt's cut falls inside it;

@@ -220,7 +220,7 @@ START_TEST(test_missing_fields_are_named)
     static const struct {
         const char *key, *want;
     } bad[] = {
-        {"result", "field 'result': expected \"pass\" or \"fail\", got \"maybe\""},
+        {"result", "field 'result': expected \"pass\", \"fail\" or \"error\", got \"maybe\""},
         {"finished_at", "field 'finished_at': not an RFC 3339 timestamp"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -14,7 +14,21 @@
 
 #define MS INT64_C(1000000)
 
+static tt_scenario *scenario_with(const char *thresholds);
+
 static tt_scenario *scenario(void)
+{
+    return scenario_with("thresholds:\n"
+                         "  time_to_token_ms: ['p50 < 100', 'max < 15']\n"
+                         "  revocation_propagation_ms{fast}: ['max < 1000']\n"
+                         "  revocation_propagation_ms{slow}: ['max < 1000']\n"
+                         "  revocation_propagation_ms: ['count == 4']\n"
+                         "  lingering: ['count == 0']\n"
+                         "  scope_widening: ['count == 0']\n"
+                         "  errors: ['count == 0']\n");
+}
+
+static tt_scenario *scenario_with(const char *thresholds)
 {
     char path[64];
     snprintf(path, sizeof(path), "/tmp/tt_dr_%d.yaml", (int)getpid());
@@ -27,16 +41,9 @@ static tt_scenario *scenario(void)
           "resource_servers:\n"
           "  - {name: fast, url: 'http://127.0.0.1:1/'}\n"
           "  - {name: slow, url: 'http://127.0.0.1:2/'}\n"
-          "load: {engineers: 1, iterations: 2}\n"
-          "thresholds:\n"
-          "  time_to_token_ms: ['p50 < 100', 'max < 15']\n"
-          "  revocation_propagation_ms{fast}: ['max < 1000']\n"
-          "  revocation_propagation_ms{slow}: ['max < 1000']\n"
-          "  revocation_propagation_ms: ['count == 4']\n"
-          "  lingering: ['count == 0']\n"
-          "  scope_widening: ['count == 0']\n"
-          "  errors: ['count == 0']\n",
+          "load: {engineers: 1, iterations: 2}\n",
           fp);
+    fputs(thresholds, fp);
     fclose(fp);
     setenv("TT_DR_SECRET", "x", 1);
     char err[512];
@@ -220,6 +227,104 @@ START_TEST(test_precision)
 }
 END_TEST
 
+static char *render(int (*fn)(const tt_drill_result *, FILE *), const tt_drill_result *r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    ck_assert_int_eq(fn(r, fp), 0);
+    fclose(fp);
+    return buf;
+}
+
+/* The outcome every output shares. An iteration that ended in an error with
+ * no `errors` threshold to judge it was reported as PASS in report.json, the
+ * HTML badge and JUnit (exit status 2 only); an interrupted run likewise, with
+ * phantom "eng 0 #0" iterations for those that never started. */
+START_TEST(test_outcome)
+{
+    tt_scenario *sc = scenario_with("thresholds:\n  scope_widening: ['count <= 1']\n");
+    tt_drill_result *r = result(sc);
+    ck_assert_int_eq(tt_drill_evaluate(r), 0);
+    ck_assert_int_eq(tt_drill_get_outcome(r), TT_DRILL_PASS);
+
+    /* an unjudged error: ERROR everywhere */
+    snprintf(r->it[1].error, sizeof(r->it[1].error), "token request: HTTP 401: bad client");
+    ck_assert_int_eq(tt_drill_evaluate(r), 0);
+    ck_assert_int_eq(tt_drill_get_outcome(r), TT_DRILL_ERROR);
+    ck_assert_uint_eq(tt_drill_errors(r), 1);
+    json_t *j = tt_drill_report_json(r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "result")), "error");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                     "1 of 2 iterations failed with an error; first: token request: HTTP 401: "
+                     "bad client");
+    json_decref(j);
+    char *x = render(tt_drill_report_junit, r);
+    ck_assert_ptr_nonnull(strstr(x, "tests=\"2\" failures=\"0\" errors=\"1\""));
+    ck_assert_ptr_nonnull(strstr(x, "<error type=\"iteration\""));
+    ck_assert_ptr_nonnull(strstr(x, "engineer 1, iteration 2: token request: HTTP 401"));
+    free(x);
+    x = render(tt_drill_report_html, r);
+    ck_assert_ptr_nonnull(strstr(x, ">ERROR</span>"));
+    ck_assert_ptr_null(strstr(x, ">PASS</span>"));
+    free(x);
+
+    /* judged by a threshold on errors: the threshold decides */
+    tt_drill_result_free(r);
+    tt_scenario_free(sc);
+    sc = scenario_with("thresholds:\n  errors: ['count <= 1']\n");
+    r = result(sc);
+    snprintf(r->it[1].error, sizeof(r->it[1].error), "boom");
+    ck_assert_int_eq(tt_drill_evaluate(r), 0);
+    ck_assert_int_eq(tt_drill_get_outcome(r), TT_DRILL_PASS);
+
+    /* interrupted before the second iteration started: ERROR, one iteration */
+    r->it[1].error[0] = '\0';
+    r->it[1].opened_ns = -1;
+    r->interrupted = 1;
+    tt_drill_result_drop_unstarted(r);
+    ck_assert_uint_eq(r->n_it, 1);
+    ck_assert_uint_eq(r->n_alloc, 2);
+    ck_assert_int_eq(r->it[0].iteration, 1);
+    ck_assert_int_eq(tt_drill_evaluate(r), 0);
+    ck_assert_int_eq(tt_drill_get_outcome(r), TT_DRILL_ERROR);
+    j = tt_drill_report_json(r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "result")), "error");
+    ck_assert(json_is_true(json_object_get(j, "interrupted")));
+    ck_assert_int_eq((int)json_array_size(json_object_get(j, "iterations")), 1);
+    json_decref(j);
+    x = render(tt_drill_report_junit, r);
+    ck_assert_ptr_nonnull(strstr(x, "<error type=\"interrupted\" message=\"interrupted by a "
+                                    "signal: 1 of 2 iterations started\""));
+    free(x);
+    tt_drill_result_free(r); /* frees both iterations' server arrays (ASan) */
+    tt_scenario_free(sc);
+}
+END_TEST
+
+/* A server that refused the fresh token was never given access, so there is
+ * no revocation to time there: it was probed anyway and a 0 ms propagation
+ * passed `max < 1000`. */
+START_TEST(test_not_probed)
+{
+    tt_scenario *sc = scenario();
+    tt_drill_result *r = result(sc);
+    r->it[0].rs[0].first_status = 401;
+    r->it[0].rs[0].refused_ns = -1;
+    r->it[0].rs[0].not_probed = 1;
+    ck_assert_int_ge(tt_drill_evaluate(r), 0);
+    double *v;
+    long n = tt_series_collect(&r->series, "revocation_propagation_ms", "fast", &v);
+    ck_assert_int_eq(n, 1); /* only the second iteration's */
+    free(v);
+    n = tt_series_collect(&r->series, "fresh_token_refused", "fast", &v);
+    ck_assert_int_eq(n, 1);
+    free(v);
+    tt_drill_result_free(r);
+    tt_scenario_free(sc);
+}
+END_TEST
+
 START_TEST(test_junit_html)
 {
     tt_scenario *sc = scenario();
@@ -253,6 +358,8 @@ Suite *tt_drill_report_suite(void)
     tcase_add_test(tc, test_evaluate);
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_precision);
+    tcase_add_test(tc, test_outcome);
+    tcase_add_test(tc, test_not_probed);
     tcase_add_test(tc, test_junit_html);
     suite_add_tcase(s, tc);
     return s;

@@ -3,6 +3,7 @@
  * bytes find nothing, the table survives growth (slot rehash, entry array,
  * new storage chunks) with earlier pointers still valid, strings longer than
  * a storage chunk, empty and binary strings, and the memory accounting. */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,9 +49,9 @@ static const struct {
     const char *bytes;
     size_t len;
 } distinct[] = {
-    {"a", 1},     {"b", 1},     {"ab", 2},      {"abc", 3},     {"ABC", 3},    {"abc ", 4},
-    {"", 0},      {"\0", 1},    {"\0\0", 2},    {"a\0b", 3},    {"a\0c", 3},   {"abcd", 4},
-    {"\xff", 1},  {"\x01", 1},  {"tok-A", 5},   {"tok-B", 5},
+    {"a", 1},    {"b", 1},    {"ab", 2},    {"abc", 3},   {"ABC", 3},  {"abc ", 4},
+    {"", 0},     {"\0", 1},   {"\0\0", 2},  {"a\0b", 3},  {"a\0c", 3}, {"abcd", 4},
+    {"\xff", 1}, {"\x01", 1}, {"tok-A", 5}, {"tok-B", 5},
 };
 #define N_DISTINCT (sizeof(distinct) / sizeof(distinct[0]))
 
@@ -99,7 +100,7 @@ START_TEST(intern_find_unknown)
     tt_intern *t = fresh();
     ck_assert_uint_eq(tt_intern_find(t, "nope", 4), 0); /* empty table */
     ck_assert_uint_eq(get_str(t, "scope:read"), 1);
-    ck_assert_uint_eq(tt_intern_find(t, "scope:rea", 9), 0);   /* prefix */
+    ck_assert_uint_eq(tt_intern_find(t, "scope:rea", 9), 0);    /* prefix */
     ck_assert_uint_eq(tt_intern_find(t, "scope:read!", 11), 0); /* extension */
     ck_assert_uint_eq(tt_intern_find(t, "scope:reaD", 10), 0);  /* one byte off */
     ck_assert_uint_eq(tt_intern_find(t, "scope:read", 10), 1);
@@ -238,6 +239,32 @@ START_TEST(intern_bytes_accounting)
 }
 END_TEST
 
+/* The figure tracks what the heap really gave: within 10% of glibc's count
+ * of bytes in use (arena and mmapped) after many strings (slots rehashed, entries regrown,
+ * chunks added). Skipped where the allocator does not keep that count
+ * (ASan's allocator reports 0). */
+START_TEST(intern_bytes_match_heap)
+{
+    struct mallinfo2 m0 = mallinfo2();
+    tt_intern *t = fresh();
+    char k[64];
+    for (uint32_t i = 0; i < MANY; i++) {
+        size_t n = key_of(i, k, sizeof(k));
+        ck_assert_uint_eq(tt_intern_get(t, k, n), i + 1);
+    }
+    struct mallinfo2 m1 = mallinfo2();
+    /* in use: small blocks from the arenas plus mmapped large ones */
+    size_t used0 = m0.uordblks + m0.hblkhd, used1 = m1.uordblks + m1.hblkhd;
+    if (used1 > used0) {
+        double heap = (double)(used1 - used0);
+        double said = (double)tt_intern_bytes(t);
+        ck_assert_msg(said >= heap * 0.9 && said <= heap * 1.1,
+                      "tt_intern_bytes %.0f, heap grew by %.0f", said, heap);
+    }
+    tt_intern_free(t);
+}
+END_TEST
+
 START_TEST(intern_free_null)
 {
     tt_intern_free(NULL);
@@ -270,6 +297,7 @@ Suite *tt_intern_suite(void)
     tcase_add_test(tc, intern_long_strings);
     tcase_add_test(tc, intern_binary_keys);
     tcase_add_test(tc, intern_bytes_accounting);
+    tcase_add_test(tc, intern_bytes_match_heap);
     tcase_add_test(tc, intern_free_null);
     tcase_add_test(tc, intern_hash64);
     suite_add_tcase(s, tc);

@@ -57,6 +57,24 @@ START_TEST(test_form_and_text)
 }
 END_TEST
 
+/* A server that echoes the Authorization header (client_secret_basic): the
+ * credential after the scheme is the client secret, base64'd. */
+START_TEST(test_auth_schemes)
+{
+    ck_assert_str_eq(excerpt("{\"error\":\"invalid_client\",\"raw\":\"Basic dHQtc3ZjOnMzY3IzdA==\"}",
+                             NULL, 200),
+                     "{\"error\":\"invalid_client\",\"raw\":\"Basic <redacted>\"}");
+    ck_assert_str_eq(excerpt("Authorization: Bearer abc.DEF-ghi_~+/ rest", NULL, 200),
+                     "Authorization: Bearer <redacted> rest");
+    ck_assert_str_eq(excerpt("authorization: bearer   tok", NULL, 200),
+                     "authorization: bearer   <redacted>");
+    /* the word alone, or inside another word, is left */
+    ck_assert_str_eq(excerpt("use a Bearer token; BasicAuth off", NULL, 200),
+                     "use a Bearer <redacted>; BasicAuth off");
+    ck_assert_str_eq(excerpt("scheme: Basic", NULL, 200), "scheme: Basic");
+}
+END_TEST
+
 START_TEST(test_known_secrets)
 {
     const char *secrets[] = {"s3cr3t-client", "tok-ABCDEFGH", "ab", NULL};
@@ -89,6 +107,7 @@ Suite *tt_redact_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_json_names);
     tcase_add_test(tc, test_form_and_text);
+    tcase_add_test(tc, test_auth_schemes);
     tcase_add_test(tc, test_known_secrets);
     tcase_add_test(tc, test_cut_and_controls);
     suite_add_tcase(s, tc);
