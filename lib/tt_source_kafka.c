@@ -34,6 +34,8 @@ typedef struct part {
     int64_t hwm;             /* --once: high watermark at assignment */
     int held;                /* the caller's state holds this partition up to next (or ckpt) */
     int64_t committed_clock; /* the clock committed with `committed` */
+    int64_t max_ts;          /* newest message timestamp read from it (CreateTime: the
+                              * event's time, ms); INT64_MIN = none yet */
 } part;
 
 typedef struct kafka_source {
@@ -73,8 +75,13 @@ static part *find_in(part *parts, int *n, int32_t id, int add)
         return NULL;
     }
     part *p = &parts[(*n)++];
-    *p = (part){
-        .id = id, .next = -1, .ckpt = -1, .committed = -1, .hwm = -1, .committed_clock = INT64_MIN};
+    *p = (part){.id = id,
+                .next = -1,
+                .ckpt = -1,
+                .committed = -1,
+                .hwm = -1,
+                .committed_clock = INT64_MIN,
+                .max_ts = INT64_MIN};
     return p;
 }
 
@@ -464,6 +471,11 @@ static int64_t kf_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, c
             continue;
         }
         last_progress = tt_time_mono_ns();
+        rd_kafka_timestamp_type_t tst;
+        int64_t ts = rd_kafka_message_timestamp(m, &tst);
+        if (tst != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && ts > p->max_ts) {
+            p->max_ts = ts; /* read, whichever reader delivers the event */
+        }
         /* Each event comes through exactly one of the two readers. */
         if (s->side && is_incident(m) != from_side) {
             p->next = m->offset + 1;
@@ -557,43 +569,68 @@ bad:
     return -1;
 }
 
+/* Messages of p not read yet by consumer rk (cached high watermark, else the
+ * one queried at assignment); -1 when not known. */
+static int64_t part_lag(rd_kafka_t *rk, const char *topic, const part *p)
+{
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(rk, topic, p->id, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0) {
+        hi = p->hwm;
+    }
+    if (hi < 0 || p->next < 0) {
+        return -1;
+    }
+    return hi > p->next ? hi - p->next : 0;
+}
+
 static int64_t kf_lag(tt_source *src)
 {
     kafka_source *s = (kafka_source *)src;
-    if (!s->have_assignment) {
+    if (!s->have_assignment || (s->side && !s->side_ready)) {
         return -1;
     }
     int64_t lag = 0;
     for (int i = 0; i < s->n_parts; i++) {
-        part *p = &s->parts[i];
-        if (!p->assigned) {
-            continue;
-        }
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(s->rk, s->topic, p->id, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0) {
-            hi = p->hwm;
-        }
-        if (hi < 0 || p->next < 0) {
+        int64_t l = s->parts[i].assigned ? part_lag(s->rk, s->topic, &s->parts[i]) : 0;
+        if (l < 0) {
             return -1;
         }
-        lag += hi > p->next ? hi - p->next : 0;
+        lag += l;
     }
     for (int i = 0; s->side && i < s->n_sparts; i++) {
-        part *p = &s->sparts[i];
-        int64_t lo, hi;
-        if (!s->side_ready) {
+        int64_t l = part_lag(s->side, s->topic, &s->sparts[i]);
+        if (l < 0) {
             return -1;
         }
-        if (rd_kafka_get_watermark_offsets(s->side, s->topic, p->id, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0) {
-            hi = p->hwm;
-        }
-        lag += hi > p->next ? hi - p->next : 0;
+        lag += l;
     }
     return lag;
+}
+
+/* The oldest of the newest times read from each input that still has a
+ * backlog (a partition of the group consumer or of the incident reader). */
+static int64_t backlog_time_of(rd_kafka_t *rk, const char *topic, const part *parts, int n,
+                               int64_t t)
+{
+    for (int i = 0; i < n && t != INT64_MIN; i++) {
+        const part *p = &parts[i];
+        if (!p->assigned || part_lag(rk, topic, p) == 0) {
+            continue; /* caught up: it holds nobody back */
+        }
+        t = p->max_ts < t ? p->max_ts : t; /* INT64_MIN: nothing read from it yet */
+    }
+    return t;
+}
+
+int64_t tt_source_kafka_backlog_time(tt_source *src)
+{
+    kafka_source *s = (kafka_source *)src;
+    if (!s->have_assignment || (s->side && !s->side_ready)) {
+        return INT64_MIN;
+    }
+    int64_t t = backlog_time_of(s->rk, s->topic, s->parts, s->n_parts, INT64_MAX);
+    return s->side ? backlog_time_of(s->side, s->topic, s->sparts, s->n_sparts, t) : t;
 }
 
 static void kf_close(tt_source *src)

@@ -70,6 +70,15 @@ void tt_source_kafka_set_clock(tt_source *src, int64_t clock_ms);
  * assignment: the caller should not advance time-based state then). */
 int tt_source_kafka_assigned(const tt_source *src);
 
+/* While reading a backlog, partitions hold events of different times: a clock
+ * set from the newest time seen anywhere would run past events another
+ * partition (or the incident reader) has not delivered yet, and they would
+ * count as late. This is the oldest of the newest message times (CreateTime,
+ * the event's `time`) read from each input that still has a backlog:
+ * INT64_MAX when none has one, INT64_MIN when one has delivered nothing yet
+ * or the assignment is not known. Main thread. */
+int64_t tt_source_kafka_backlog_time(tt_source *src);
+
 /* For a hand-over: read the topic from its start on a separate, group-less
  * consumer up to the high watermarks of now, delivering the token events of
  * partition p below until[p] (until[p] < 0 or p >= n_until: none) and the

@@ -5,7 +5,9 @@
 # new on a second run; (3) the findings are in `tokentrail.findings`
 # (key = token_id, header finding_kind); (2) two followers in one consumer
 # group, one arriving mid-stream and taking partitions over, report the same
-# token-level findings as one instance, none of them twice.
+# token-level findings as one instance, none of them twice; (4) a fresh
+# follower on a backlog whose partitions hold different times finds what
+# --once finds (no event counted late).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$TT_ROOT/tests/kafka/testlib.sh"
@@ -157,6 +159,56 @@ b_uar=$(jq -r 'select(.kind == "used_after_revoke") | .token_id' <"$TT_TMP/B.out
 assert_ne "$b_uar" 0 "used_after_revoke found by B on tokens it took over"
 assert_eq "$(jq -r 'select(.kind == "used_after_revoke") | .id' <"$TT_TMP/X.out" | grep -c .)" 12 "used_after_revoke findings (one per revoked token)"
 assert_ne "$(printf '%s\n' "$fa" | grep -c .)" 0 "A reported findings"
+
+# ---- (4) a follower reading a backlog whose partitions hold different times ----
+# Six incidents hours apart, each with tokens that outlive it; keys spread the
+# tokens over 3 partitions, so a partition can hold 07:00 events while another
+# still has 02:00 ones unread. A fresh follower must find what --once finds.
+# Pins a bug: the follow clock was the newest event time read anywhere minus
+# lateness, so it ran past incident events the incident reader had not yet
+# delivered; they counted as late and 4 of 9 fresh followers missed most
+# outlived_incident findings.
+tk_topic bl.events 3
+tt_start --kafka-brokers "$TK_BS" --kafka-topic bl.events || exit 1
+python3 - >"$TT_TMP/backlog.ndjson" <<'PY'
+import json
+for k, hour in enumerate([2, 7, 3, 6, 4, 5]):
+    inc = "INC-BL%d" % k
+    t = lambda m: "2026-11-20T%02d:%02d:00Z" % (hour + m // 60, m % 60)
+    ev = lambda i, ty, m, d: print(json.dumps({"specversion": "1.0", "id": "%s-%s" % (inc, i),
+        "source": "//bl", "type": ty, "time": t(m), "data": d}))
+    ev("open", "incident.opened", 0, {"incident_id": inc, "severity": "sev2", "services": ["orders-db"],
+                                      "opened_at": t(0)})
+    for i in range(12):
+        ev("iss%d" % i, "token.issued", 1, {"token": "bl-%d-%d" % (k, i), "client_id": "oncall-cli",
+           "scopes": "db:orders:read", "issued_at": t(1), "expires_at": t(50), "incident_id": inc})
+    ev("done", "incident.resolved", 8, {"incident_id": inc, "resolved_at": t(8)})
+PY
+tt_post "$TT_TMP/backlog.ndjson"
+assert_eq "$STATUS" 200 "POST of the backlog"
+assert_jq "$BODY" '.accepted == 84' "backlog accepted"
+tk_wait_outbox_empty 30
+bl_once=$("$TT_CLI" analyze --kafka-brokers "$TK_BS" --topic bl.events --group g-bl-once \
+    --state "$TT_TMP/bl-once.db" --findings-topic bl.findings --policy "$POLICY" --once \
+    --format json 2>/dev/null)
+assert_eq "$(printf '%s\n' "$bl_once" | jq -r 'select(.kind == "outlived_incident") | .id' | grep -c .)" 72 \
+    "outlived_incident from --once (12 tokens x 6 incidents)"
+for run in 1 2 3; do
+    "$TT_CLI" analyze --kafka-brokers "$TK_BS" --topic bl.events --group "g-bl-$run" \
+        --state "$TT_TMP/bl-$run.db" --findings-topic bl.findings --policy "$POLICY" \
+        --listen 127.0.0.1:0 --port-file "$TT_TMP/bl$run.port" --format json \
+        >"$TT_TMP/bl$run.out" 2>"$TT_TMP/bl$run.err" &
+    TT_PIDS+=("$!")
+    echo $! >"$TT_TMP/bl$run.pid"
+    an_wait "bl$run" 'tokentrail_analyzer_events_total{outcome="processed"}' 84 60 "follower $run read the backlog"
+    assert_eq "$(an_metric "bl$run" 'tokentrail_analyzer_events_total{outcome="late"}')" 0 "follower $run: late events"
+    kill -TERM "$(cat "$TT_TMP/bl$run.pid")"
+    tt_wait_exit "$(cat "$TT_TMP/bl$run.pid")" 20 || fail "follower $run did not stop"
+    differ=$(comm -3 <(ids <"$TT_TMP/bl$run.out") <(printf '%s\n' "$bl_once" | ids) | grep -c .)
+    assert_eq "$differ" 0 "follower $run: findings not also found by --once, or missed"
+    assert_eq "$(grep -c . <"$TT_TMP/bl$run.out")" "$(printf '%s\n' "$bl_once" | grep -c .)" \
+        "follower $run: as many findings as --once"
+done
 
 # ---- (3) the findings topic ----
 tk_dump tokentrail.findings "$TT_TMP/findings.tsv"
