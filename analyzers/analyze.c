@@ -351,6 +351,16 @@ static int64_t follow_clock(analyzer *a)
         return INT64_MIN;
     }
     if (lag > 0) {
+        if (a->kafka) {
+            /* Kafka: no input may fall more than lateness behind the clock */
+            int64_t t = tt_source_kafka_backlog_time(a->source);
+            if (t == INT64_MIN) {
+                return INT64_MIN;
+            }
+            if (t != INT64_MAX && t - a->cfg.lateness_ms < wm) {
+                return t - a->cfg.lateness_ms;
+            }
+        }
         return wm;
     }
     int64_t clock = tt_time_now_ms() - a->cfg.lateness_ms;
