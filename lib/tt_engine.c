@@ -738,19 +738,6 @@ static void emit(tt_engine *e, tt_finding_kind k, int64_t when, tok *t, uint32_t
     }
 }
 
-static void fmt_dur(int64_t ms, char *out, size_t n)
-{
-    if (ms % 3600000 == 0) {
-        snprintf(out, n, "%lldh", (long long)(ms / 3600000));
-    } else if (ms % 60000 == 0) {
-        snprintf(out, n, "%lldm", (long long)(ms / 60000));
-    } else if (ms % 1000 == 0) {
-        snprintf(out, n, "%llds", (long long)(ms / 1000));
-    } else {
-        snprintf(out, n, "%lldms", (long long)ms);
-    }
-}
-
 static void join(const char *const *v, size_t n, char *out, size_t cap)
 {
     size_t len = 0;
@@ -808,15 +795,34 @@ static int revoked_by(const tok *t, int64_t when)
     return (t->flags & T_REVOKED) && t->revoked_at <= when;
 }
 
-static int64_t end_deadline(const tt_engine *e, const tok *t)
+/* When the token's revocation takes effect: revoked + revocation_grace (uses
+ * before then are in-flight requests); NEVER when it is not revoked. */
+static int64_t revoke_effective(const tt_engine *e, const tok *t)
 {
-    int64_t d = t->expires_at;
-    if (t->flags & T_REVOKED) {
-        d = min64(d, sat_add(t->revoked_at, e->pol->defaults.revocation_grace_ms));
+    if (!(t->flags & T_REVOKED)) {
+        return NEVER;
     }
-    return d;
+    return sat_add(t->revoked_at, e->pol->defaults.revocation_grace_ms);
 }
 
+/* Did the token end by revocation rather than by expiry? Only when the
+ * revocation took effect strictly before expires_at: a revocation at expiry,
+ * or one whose grace reaches it, leaves the token to end by expiry. This one
+ * rule decides both used_after_revoke vs used_after_expiry and what
+ * unused_scopes says (docs/findings.md). */
+static int ended_by_revoke(const tt_engine *e, const tok *t)
+{
+    return revoke_effective(e, t) < t->expires_at;
+}
+
+/* The instant the token ends: its revocation's effect or its expiry. */
+static int64_t end_deadline(const tt_engine *e, const tok *t)
+{
+    return ended_by_revoke(e, t) ? revoke_effective(e, t) : t->expires_at;
+}
+
+/* outlived_incident is true from resolved + incident_grace, but not before
+ * the token exists: for a token issued after that, from its issuance. */
 static int64_t outlived_deadline(const tt_engine *e, const tok *t)
 {
     const incident *in = t->incident ? inc_get((tt_engine *)e, t->incident, 0) : NULL;
@@ -824,7 +830,7 @@ static int64_t outlived_deadline(const tt_engine *e, const tok *t)
         (t->reported & (1u << TT_FK_OUTLIVED_INCIDENT))) {
         return NEVER;
     }
-    return sat_add(in->resolved_at, e->pol->defaults.incident_grace_ms);
+    return max64(sat_add(in->resolved_at, e->pol->defaults.incident_grace_ms), t->issued_at);
 }
 
 static int64_t idle_deadline(const tt_engine *e, const tok *t)
@@ -889,10 +895,12 @@ static void evict(tt_engine *e, uint32_t idx)
     e->live--;
 }
 
+/* The token ended at `when` (end_deadline: the revocation's effect or the
+ * expiry); unused_scopes is stamped with it, the deadline that passed. */
 static void end_token(tt_engine *e, uint32_t idx, int64_t when)
 {
     tok *t = &e->toks[idx];
-    int by_revoke = (t->flags & T_REVOKED) && t->revoked_at <= t->expires_at;
+    int by_revoke = ended_by_revoke(e, t);
     t->flags |= T_ENDED;
     t->ended_at = when;
     ling_clear_all(e, t);
@@ -918,7 +926,7 @@ static void end_token(tt_engine *e, uint32_t idx, int64_t when)
     }
     char list[256], tb[32];
     join(a.scopes, a.n_scopes, list, sizeof(list));
-    emit(e, TT_FK_UNUSED_SCOPES, by_revoke ? t->revoked_at : t->expires_at, t, 0, &a,
+    emit(e, TT_FK_UNUSED_SCOPES, when, t, 0, &a,
          "token %s of %s ended (%s) without using %zu of its %zu scopes: %s", short_tok(t, tb),
          sstr(e, t->client), by_revoke ? "revoked" : "expired", a.n_scopes, n, list);
 }
@@ -927,7 +935,7 @@ static void end_token(tt_engine *e, uint32_t idx, int64_t when)
 static void fire(tt_engine *e, uint32_t idx, int64_t D)
 {
     tok *t = &e->toks[idx];
-    char tb[32], db[32];
+    char tb[32], db[TT_DURATION_BUFSZ];
     if (t->flags & T_ENDED) {
         if (sat_add(t->ended_at, e->pol->defaults.retention_ms) <= D) {
             evict(e, idx);
@@ -938,25 +946,33 @@ static void fire(tt_engine *e, uint32_t idx, int64_t D)
     if (o <= D && o < t->expires_at && !revoked_by(t, o)) {
         const incident *in = inc_get(e, t->incident, 0);
         emit_args a = {.ev = {t->ev_issued, in->ev_resolved}, .n_ev = 2};
-        fmt_dur(e->pol->defaults.incident_grace_ms, db, sizeof(db));
-        emit(e, TT_FK_OUTLIVED_INCIDENT, o, t, 0, &a,
-             "token %s of %s is still valid %s after incident %s was resolved", short_tok(t, tb),
-             sstr(e, t->client), db, sstr(e, t->incident));
+        if (t->issued_at > sat_add(in->resolved_at, e->pol->defaults.incident_grace_ms)) {
+            emit(e, TT_FK_OUTLIVED_INCIDENT, o, t, 0, &a,
+                 "token %s of %s was issued %s after incident %s was resolved and is still valid",
+                 short_tok(t, tb), sstr(e, t->client),
+                 tt_time_format_duration(t->issued_at - in->resolved_at, db), sstr(e, t->incident));
+        } else {
+            emit(e, TT_FK_OUTLIVED_INCIDENT, o, t, 0, &a,
+                 "token %s of %s is still valid %s after incident %s was resolved",
+                 short_tok(t, tb), sstr(e, t->client),
+                 tt_time_format_duration(e->pol->defaults.incident_grace_ms, db),
+                 sstr(e, t->incident));
+        }
         ling_set(e, t, T_LING_OUTLIVED, TT_FK_OUTLIVED_INCIDENT);
         mark_dirty(e, idx);
     }
     int64_t i = idle_deadline(e, t);
     if (i <= D && i < t->expires_at && !revoked_by(t, i)) {
         emit_args a = {.ev = {t->ev_issued}, .n_ev = 1};
-        fmt_dur(e->pol->defaults.idle_after_ms, db, sizeof(db));
         emit(e, TT_FK_IDLE_TOKEN, i, t, 0, &a, "token %s of %s is valid but unused for %s",
-             short_tok(t, tb), sstr(e, t->client), db);
+             short_tok(t, tb), sstr(e, t->client),
+             tt_time_format_duration(e->pol->defaults.idle_after_ms, db));
         ling_set(e, t, T_LING_IDLE, TT_FK_IDLE_TOKEN);
         mark_dirty(e, idx);
     }
     int64_t end = end_deadline(e, t);
     if (end <= D) {
-        end_token(e, idx, (t->flags & T_REVOKED) ? min64(t->revoked_at, t->expires_at) : end);
+        end_token(e, idx, end);
     }
 }
 
@@ -975,7 +991,7 @@ static void check_issue(tt_engine *e, uint32_t idx, const tt_aev *ev, const char
     const tt_policy_defaults *d = &e->pol->defaults;
     const tt_policy_client *pc = tt_policy_client_find(e->pol, ev->client_id);
     const char *client = ev->client_id;
-    char tb[32], list[256], b1[32], b2[32];
+    char tb[32], list[256], b1[TT_DURATION_BUFSZ], b2[TT_DURATION_BUFSZ];
     emit_args unknown, outside, fresh, ttl, wr;
     args_init(&unknown, ref);
     args_init(&outside, ref);
@@ -1023,8 +1039,8 @@ static void check_issue(tt_engine *e, uint32_t idx, const tt_aev *ev, const char
         short_tok(t, tb); /* only when something is reported: it formats */
     }
     if (lifetime > limit) {
-        fmt_dur(lifetime, b1, sizeof(b1));
-        fmt_dur(limit, b2, sizeof(b2));
+        tt_time_format_duration(lifetime, b1);
+        tt_time_format_duration(limit, b2);
         join(ttl.scopes, ttl.n_scopes, list, sizeof(list));
         emit(e, TT_FK_TTL_OVER_POLICY, ev->time_ms, t, 0, &ttl,
              "token %s of %s lives %s, over the %s max_ttl of its scopes (%s)", tb, client, b1, b2,
@@ -1058,8 +1074,8 @@ static void check_issue(tt_engine *e, uint32_t idx, const tt_aev *ev, const char
         emit(e, TT_FK_WRITE_OUTSIDE_INCIDENT, ev->time_ms, t, 0, &wr,
              in->opened ? "token %s of %s for incident %s has write access outside the incident's "
                           "services: %s"
-                        : "token %s of %s names incident %s, which was never opened, and has "
-                          "write access: %s",
+                        : "token %s of %s names incident %s, which was not open when the token "
+                          "was issued, and has write access: %s",
              tb, client, ev->incident_id, list);
     }
 }
@@ -1151,17 +1167,15 @@ static void on_used(tt_engine *e, const tt_aev *ev)
             }
         }
     }
-    char ref[REF_MAX], tb[32], b1[32];
-    int by_revoke = (t->flags & T_REVOKED) && t->revoked_at <= t->expires_at;
-    int64_t grace = e->pol->defaults.revocation_grace_ms;
-    if (by_revoke && when > sat_add(t->revoked_at, grace)) {
+    char ref[REF_MAX], tb[32], b1[TT_DURATION_BUFSZ];
+    if (ended_by_revoke(e, t) && when > revoke_effective(e, t)) {
         if (!(t->reported & (1u << TT_FK_USED_AFTER_REVOKE))) {
             tt_aev_ref(ev, ref, sizeof(ref));
             emit_args a = {.ev = {t->ev_revoked, ref}, .n_ev = 2};
             for (size_t i = 0; i < ev->n_scopes; i++) {
                 a.scopes[a.n_scopes++] = ev->scopes[i];
             }
-            fmt_dur(when - t->revoked_at, b1, sizeof(b1));
+            tt_time_format_duration(when - t->revoked_at, b1);
             emit(e, TT_FK_USED_AFTER_REVOKE, when, t, 0, &a,
                  "token %s of %s was used %s after it was revoked", short_tok(t, tb),
                  sstr(e, t->client), b1);
@@ -1173,7 +1187,7 @@ static void on_used(tt_engine *e, const tt_aev *ev)
             for (size_t i = 0; i < ev->n_scopes; i++) {
                 a.scopes[a.n_scopes++] = ev->scopes[i];
             }
-            fmt_dur(when - t->expires_at, b1, sizeof(b1));
+            tt_time_format_duration(when - t->expires_at, b1);
             emit(e, TT_FK_USED_AFTER_EXPIRY, when, t, 0, &a,
                  "token %s of %s was used %s after it expired", short_tok(t, tb),
                  sstr(e, t->client), b1);

@@ -62,9 +62,10 @@ tt_severity tt_finding_kind_severity(tt_finding_kind k);
 const char *tt_severity_name(tt_severity s); /* "critical" ... "low" */
 
 /* Set f->id = "f-" + the first 32 hex digits of SHA-256 over kind, token_id
- * (or incident_id when there is no token), client_id and the evidence, each
- * NUL-separated. Equal inputs give equal ids, so re-processing cannot add a
- * finding twice. */
+ * (or incident_id when there is no token), client_id and each evidence entry,
+ * each followed by a NUL byte (the last one too; an absent field is the NUL
+ * alone). Nothing else (time, scopes, message) feeds it. Equal inputs give
+ * equal ids, so re-processing cannot add a finding twice. */
 void tt_finding_make_id(tt_finding *f);
 
 /* Append the finding as one compact JSON object (keys: id, kind, severity,

@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "tt_config.h"
+#include "tt_yaml.h"
 
 #define OFF(s, f) offsetof(s, f)
 #define DAY_MS INT64_C(86400000)
@@ -117,6 +118,29 @@ static int check_unique_keys(pwalk *w, yaml_node_t *map)
     return 0;
 }
 
+/* The value of key `name` in mapping `map`, or NULL. For error lines: a
+ * cross-key check runs on the values read, then points at where one was
+ * written (a block-style mapping starts at its first key, not at the key at
+ * fault). Keys are unique once check_unique_keys passed. */
+static const yaml_node_t *value_of(pwalk *w, const yaml_node_t *map, const char *name)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        if (k && scalar(k) && strcmp(scalar(k), name) == 0) {
+            return yaml_document_get_node(w->doc, p->value);
+        }
+    }
+    return NULL;
+}
+
+/* value_of(), or `map` itself when the key is absent. */
+static const yaml_node_t *value_or_map(pwalk *w, const yaml_node_t *map, const char *name)
+{
+    const yaml_node_t *v = value_of(w, map, name);
+    return v ? v : map;
+}
+
 /* Apply every key of `map` through `table` into obj. */
 static int apply_mapping(pwalk *w, yaml_node_t *map, const tt_cfg_entry *table, void *obj)
 {
@@ -142,7 +166,8 @@ static int apply_mapping(pwalk *w, yaml_node_t *map, const tt_cfg_entry *table, 
                      it < v->data.sequence.items.top; it++) {
                     yaml_node_t *item = yaml_document_get_node(w->doc, *it);
                     if (item == NULL || scalar(item) == NULL) {
-                        return fail_at(w, v, "%s: list items must be plain values", scalar(k));
+                        return fail_at(w, item ? item : v, "%s: list items must be plain values",
+                                       scalar(k));
                     }
                     snprintf(where, sizeof(where), "%s:%lu", w->name, node_line(item));
                     if (tt_config_set(table, obj, scalar(k), scalar(item), where, w->err,
@@ -153,10 +178,10 @@ static int apply_mapping(pwalk *w, yaml_node_t *map, const tt_cfg_entry *table, 
                 continue;
             }
             if (e->key) {
-                return fail_at(w, v, "%s: expected a single value, not a list", scalar(k));
+                return fail_at(w, k, "%s: expected a single value, not a list", scalar(k));
             }
         } else if (v->type == YAML_MAPPING_NODE) {
-            return fail_at(w, v, "%s: expected a single value, not a mapping", scalar(k));
+            return fail_at(w, k, "%s: expected a single value, not a mapping", scalar(k));
         }
         const char *val = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
         if (tt_config_set(table, obj, scalar(k), val, where, w->err, w->errlen) != 0) {
@@ -234,11 +259,12 @@ static int load_scopes(pwalk *w, tt_policy *p, yaml_node_t *seq)
             return fail_at(w, item, "%s", "scopes: entry without a name");
         }
         if (!valid_scope_name(s->name)) {
-            return fail_at(w, item, "scope '%s': invalid scope characters (RFC 6749 scope-token)",
-                           s->name);
+            return fail_at(w, value_or_map(w, item, "name"),
+                           "scope '%s': invalid scope characters (RFC 6749 scope-token)", s->name);
         }
         if (s->service == NULL || s->service[0] == '\0') {
-            return fail_at(w, item, "scope '%s': service is required", s->name);
+            return fail_at(w, value_or_map(w, item, "service"), "scope '%s': service is required",
+                           s->name);
         }
         if (strcmp(s->access_text, "read") == 0) {
             s->access = TT_ACCESS_READ;
@@ -247,16 +273,30 @@ static int load_scopes(pwalk *w, tt_policy *p, yaml_node_t *seq)
         } else if (strcmp(s->access_text, "admin") == 0) {
             s->access = TT_ACCESS_ADMIN;
         } else {
-            return fail_at(w, item, "scope '%s': access must be read, write or admin", s->name);
+            return fail_at(w, value_or_map(w, item, "access"),
+                           "scope '%s': access must be read, write or admin", s->name);
         }
         for (size_t j = 0; j + 1 < p->n_scopes; j++) {
             if (strcmp(p->scopes[j].name, s->name) == 0) {
-                return fail_at(w, item, "scope '%s' is listed twice", s->name);
+                return fail_at(w, value_or_map(w, item, "name"), "scope '%s' is listed twice",
+                               s->name);
             }
         }
     }
     qsort(p->scopes, p->n_scopes, sizeof(*p->scopes), cmp_scope);
     return 0;
+}
+
+/* Item i of a sequence; `n` itself when it is a single value (a list of one)
+ * or i is past the end. */
+static const yaml_node_t *list_item(pwalk *w, const yaml_node_t *n, size_t i)
+{
+    if (n->type != YAML_SEQUENCE_NODE ||
+        i >= (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)) {
+        return n;
+    }
+    const yaml_node_t *item = yaml_document_get_node(w->doc, n->data.sequence.items.start[i]);
+    return item ? item : n;
 }
 
 static int load_clients(pwalk *w, tt_policy *p, yaml_node_t *map)
@@ -300,20 +340,28 @@ static int load_clients(pwalk *w, tt_policy *p, yaml_node_t *map)
         if (rc != 0) {
             return -1;
         }
+        const yaml_node_t *list = value_or_map(w, v, "allowed_scopes");
         if (c->n_allowed > TT_POLICY_MAX_ALLOWED) {
-            return fail_at(w, v, "client '%s': more than 256 allowed_scopes", c->name);
+            return fail_at(w, list, "client '%s': more than %d allowed_scopes", c->name,
+                           TT_POLICY_MAX_ALLOWED);
+        }
+        /* Checked before sorting, while entry i is still the i-th one written. */
+        for (size_t i = 0; i < c->n_allowed; i++) {
+            if (tt_policy_scope_find(p, c->allowed[i]) == NULL) {
+                return fail_at(w, list_item(w, list, i),
+                               "client '%.200s': allowed scope '%.200s' is not in scopes", c->name,
+                               c->allowed[i]);
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (strcmp(c->allowed[j], c->allowed[i]) == 0) {
+                    return fail_at(w, list_item(w, list, i),
+                                   "client '%.200s': allowed scope '%.200s' is listed twice",
+                                   c->name, c->allowed[i]);
+                }
+            }
         }
         if (c->n_allowed > 1) {
             qsort(c->allowed, c->n_allowed, sizeof(char *), cmp_str);
-        }
-        for (size_t i = 0; i < c->n_allowed; i++) {
-            if (tt_policy_scope_find(p, c->allowed[i]) == NULL) {
-                return fail_at(w, v, "client '%.200s': allowed scope '%.200s' is not in scopes",
-                               c->name, c->allowed[i]);
-            }
-            if (i > 0 && strcmp(c->allowed[i - 1], c->allowed[i]) == 0) {
-                return fail_at(w, v, "client '%s': an allowed scope is listed twice", c->name);
-            }
         }
     }
     qsort(p->clients, p->n_clients, sizeof(*p->clients), cmp_client);
@@ -346,11 +394,7 @@ tt_policy *tt_policy_parse(const char *text, size_t len, const char *name, char 
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu:%lu: YAML error: %s", name,
-                 (unsigned long)parser.problem_mark.line + 1,
-                 (unsigned long)parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "unknown");
+    if (tt_yaml_load_one(&parser, &doc, name, err, errlen) != 0) {
         yaml_parser_delete(&parser);
         tt_policy_free(p);
         return NULL;

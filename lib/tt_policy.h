@@ -47,8 +47,10 @@ typedef struct tt_policy {
     tt_policy_defaults defaults;
 } tt_policy;
 
-/* Load a policy file. Returns a policy the caller frees with tt_policy_free,
- * or NULL with err = "<file>:<line>: <problem>" (nothing is left allocated). */
+/* Load a policy file (one YAML document: a second one is an error). Returns a
+ * policy the caller frees with tt_policy_free, or NULL with err =
+ * "<file>:<line>: <problem>", the line of the offending value (nothing is left
+ * allocated). */
 tt_policy *tt_policy_load(const char *path, char *err, size_t errlen);
 
 /* Same, from text in memory; `name` stands for the file name in errors. */

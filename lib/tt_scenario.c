@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "tt_time.h"
+#include "tt_yaml.h"
 
 const char *const tt_drill_metrics[] = {
     "time_to_token_ms",          /* first token request .. token in hand */
@@ -194,6 +195,13 @@ static int get_duration(sc_load *L, const yaml_node_t *n, const char *key, int64
 {
     char *v = NULL;
     if (get_str(L, n, key, &v) != 0) {
+        return -1;
+    }
+    /* tt_time_parse_duration would read a bare number as seconds, but
+     * `probe_interval: 10` is as likely meant as 10 ms: the unit is required. */
+    if (strspn(v, "0123456789") == strlen(v)) {
+        failf(L, n, "%s: '%.32s' needs a unit (e.g. 10ms, 2s)", key, v);
+        free(v);
         return -1;
     }
     int64_t ms;
@@ -843,39 +851,110 @@ static int top_pair_thresholds(sc_load *L, void *obj, const char *k, yaml_node_t
     return walk_map(L, v, "thresholds", obj, threshold_pair);
 }
 
+/* The key `name` of mapping `map` (NULL when map is NULL, not a mapping, or
+ * lacks it); *val gets its value when val is not NULL. Keys are unique by
+ * now: walk_map rejected duplicates. */
+static yaml_node_t *find_key(sc_load *L, const yaml_node_t *map, const char *name,
+                             yaml_node_t **val)
+{
+    if (map == NULL || map->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(L, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(raw(k), name) == 0) {
+            if (val) {
+                *val = node_at(L, p->value);
+            }
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Of two keys that clash, the one further down (the reader meets the clash
+ * there); either may be NULL (left at its default), both NULL gives dflt. */
+static const yaml_node_t *later(const yaml_node_t *a, const yaml_node_t *b, const yaml_node_t *dflt)
+{
+    if (a == NULL || (b != NULL && b->start_mark.line > a->start_mark.line)) {
+        a = b;
+    }
+    return a ? a : dflt;
+}
+
+/* Rules that join several keys, checked once all are read. Each error names
+ * the line of the key involved (the later one when two clash); for a missing
+ * key, the line of the section that should hold it, else the top of the file. */
 static int check(sc_load *L, yaml_node_t *root)
 {
     tt_scenario *sc = L->sc;
+    yaml_node_t *client_v = NULL, *grant_v = NULL, *approval_v = NULL, *end_v = NULL;
+    yaml_node_t *load_v = NULL;
+    const yaml_node_t *as = find_key(L, root, "authorization_server", NULL);
+    find_key(L, root, "client", &client_v);
+    const yaml_node_t *client_auth = find_key(L, client_v, "client_auth", NULL);
+    const yaml_node_t *grant = find_key(L, root, "grant", &grant_v);
+    const yaml_node_t *type = find_key(L, grant_v, "type", NULL);
+    find_key(L, grant_v, "approval", &approval_v);
+    const yaml_node_t *end = find_key(L, root, "end", &end_v);
+    const yaml_node_t *how = find_key(L, end_v, "how", NULL); /* end: {how: ...} */
+    end = how ? how : end;
+    find_key(L, root, "load", &load_v);
+    const yaml_node_t *collector = find_key(L, root, "collector", NULL);
+
     if (sc->issuer == NULL && sc->token_endpoint == NULL) {
-        return failf(L, root, "authorization_server: give issuer (for discovery) or "
-                              "token_endpoint");
+        return failf(L, later(as, NULL, root),
+                     "authorization_server: give issuer (for discovery) or token_endpoint");
     }
     if (!sc->client.set) {
         return failf(L, root, "client: is required");
     }
     if (sc->grant == TT_GRANT_CLIENT_CREDENTIALS && sc->client.auth == TT_AUTH_NONE) {
-        return failf(L, root, "grant client_credentials needs a confidential client");
+        return failf(L, later(client_auth, type, root),
+                     "grant client_credentials needs a confidential client");
     }
     if (sc->grant == TT_GRANT_DEVICE_CODE && sc->approval_url == NULL &&
         sc->approval_argc == 0) {
-        return failf(L, root, "grant device_code needs grant.approval with url or command");
+        return failf(L, later(grant, NULL, root),
+                     "grant device_code needs grant.approval with url or command");
     }
     if (sc->approval_url && sc->approval_argc) {
-        return failf(L, root, "grant.approval: give url or command, not both");
+        return failf(L,
+                     later(find_key(L, approval_v, "url", NULL),
+                           find_key(L, approval_v, "command", NULL), root),
+                     "grant.approval: give url or command, not both");
     }
     if (sc->grant == TT_GRANT_TOKEN_EXCHANGE && !sc->subject.set) {
-        return failf(L, root, "grant token_exchange needs grant.subject (the client whose "
-                              "token is exchanged)");
+        return failf(L, later(grant, NULL, root),
+                     "grant token_exchange needs grant.subject (the client whose token is "
+                     "exchanged)");
+    }
+    /* Without an issuer there is no discovery to fill in a missing endpoint:
+     * say so now, not after the drill has started. */
+    if (sc->issuer == NULL && sc->end == TT_END_REVOKE && sc->revocation_endpoint == NULL) {
+        return failf(L, later(as, end, root),
+                     "end revoke needs authorization_server.revocation_endpoint (there is no "
+                     "issuer for discovery)");
+    }
+    if (sc->issuer == NULL && sc->grant == TT_GRANT_DEVICE_CODE &&
+        sc->device_authorization_endpoint == NULL) {
+        return failf(L, later(as, type, root),
+                     "grant device_code needs authorization_server.device_authorization_endpoint "
+                     "(there is no issuer for discovery)");
     }
     if (sc->n_rs == 0) {
         return failf(L, root, "resource_servers: is required");
     }
     if (sc->end == TT_END_RESOLVE && sc->collector_url == NULL) {
-        return failf(L, root, "end resolve_incident needs collector.url (the resolution is "
-                              "sent there)");
+        return failf(L, later(end, collector, root),
+                     "end resolve_incident needs collector.url (the resolution is sent there)");
     }
     if (sc->probe_timeout_ms < sc->probe_interval_ms) {
-        return failf(L, root, "load: probe_timeout must be at least probe_interval");
+        return failf(L,
+                     later(find_key(L, load_v, "probe_interval", NULL),
+                           find_key(L, load_v, "probe_timeout", NULL), root),
+                     "load: probe_timeout must be at least probe_interval");
     }
     return 0;
 }
@@ -918,10 +997,7 @@ tt_scenario *tt_scenario_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu: YAML: %s", path,
-                 (unsigned long)parser.problem_mark.line + 1,
-                 parser.problem ? parser.problem : "syntax error");
+    if (tt_yaml_load_one(&parser, &doc, path, err, errlen) != 0) {
         yaml_parser_delete(&parser);
         fclose(fp);
         tt_scenario_free(sc);

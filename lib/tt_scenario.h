@@ -93,9 +93,11 @@ typedef struct tt_scenario {
     size_t n_thr;
 } tt_scenario;
 
-/* Load and check a scenario file. ${NAME} in any value is replaced by the
- * environment variable NAME (an unset variable is an error). Returns a
- * complete scenario or NULL with err = "file:line: what is wrong". */
+/* Load and check a scenario file (one YAML document; durations need a unit).
+ * ${NAME} in any value is replaced by the environment variable NAME (an unset
+ * variable is an error). Returns a complete scenario or NULL with err =
+ * "file:line: what is wrong", the line of the key at fault (the later one when
+ * two keys clash). */
 tt_scenario *tt_scenario_load(const char *path, char *err, size_t errlen);
 
 /* Free, wiping secrets. Accepts NULL. */

@@ -45,6 +45,7 @@ typedef struct kafka_source {
     part *parts;
     int n_parts;
     int have_assignment; /* an assignment (maybe empty) is in force */
+    char last_error[256]; /* the last error librdkafka reported, for a timeout's message */
     int once;
     int closed;
     int64_t timeout_ms;
@@ -359,11 +360,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Served from rd_kafka_consumer_poll, i.e. on the main thread. */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk;
-    (void)opaque;
+    kafka_source *s = opaque;
     tt_warn("kafka consumer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    if (s) {
+        snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
 }
 
 static int at_end(const part *parts, int n)
@@ -438,9 +444,11 @@ static int64_t kf_poll(tt_source *src, size_t max, tt_source_cb cb, void *ctx, c
                 break;
             }
             if (tt_time_mono_ns() - last_progress > s->timeout_ms * 1000000) {
-                snprintf(err, errlen, "kafka: no %s from %s for %lld ms",
+                snprintf(err, errlen, "kafka: no %s from %s for %lld ms%s%s",
                          s->have_assignment ? "progress reading" : "partition assignment", s->topic,
-                         (long long)s->timeout_ms);
+                         (long long)s->timeout_ms,
+                         s->last_error[0] ? "; last error from the cluster: " : "",
+                         s->last_error);
                 return -1;
             }
             continue;

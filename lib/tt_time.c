@@ -2,6 +2,7 @@
 #include "tt_time.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -305,6 +306,50 @@ void tt_time_format(int64_t ms, char out[TT_TIME_BUFSZ])
     put_digits(out + 14, (int)(rem / 60000 % 60), 2);
     put_digits(out + 17, (int)(rem / 1000 % 60), 2);
     put_digits(out + 20, (int)(rem % 1000), 3);
+}
+
+char *tt_time_format_duration(int64_t ms, char out[TT_DURATION_BUFSZ])
+{
+    /* The magnitude as unsigned: -INT64_MIN does not fit in an int64_t. */
+    uint64_t v = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+    const char *sign = ms < 0 ? "-" : "";
+    if (v == 0) {
+        snprintf(out, TT_DURATION_BUFSZ, "0s");
+        return out;
+    }
+    if (v < 1000) {
+        snprintf(out, TT_DURATION_BUFSZ, "%s%ums", sign, (unsigned)v);
+        return out;
+    }
+    unsigned long long h = v / 3600000;
+    unsigned m = (unsigned)(v / 60000 % 60);
+    unsigned s = (unsigned)(v / 1000 % 60);
+    unsigned frac = (unsigned)(v % 1000);
+    /* 0 hours, 1 minutes, 2 seconds: print from the largest non-zero unit
+     * down to the smallest non-zero one ("1h0m1s", not "1h1s" or "1h0m0s"). */
+    int top = h ? 0 : m ? 1 : 2;
+    int bottom = s || frac ? 2 : m ? 1 : 0;
+    size_t n = 0;
+    n += (size_t)snprintf(out + n, TT_DURATION_BUFSZ - n, "%s", sign);
+    if (top == 0) {
+        n += (size_t)snprintf(out + n, TT_DURATION_BUFSZ - n, "%lluh", h);
+    }
+    if (top <= 1 && bottom >= 1) {
+        n += (size_t)snprintf(out + n, TT_DURATION_BUFSZ - n, "%um", m);
+    }
+    if (bottom == 2) {
+        if (frac == 0) {
+            snprintf(out + n, TT_DURATION_BUFSZ - n, "%us", s);
+        } else {
+            char f[4] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                         (char)('0' + frac % 10), '\0'};
+            for (int i = 2; i > 0 && f[i] == '0'; i--) {
+                f[i] = '\0';
+            }
+            snprintf(out + n, TT_DURATION_BUFSZ - n, "%u.%ss", s, f);
+        }
+    }
+    return out;
 }
 
 int64_t tt_time_now_ms(void)

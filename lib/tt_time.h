@@ -32,6 +32,20 @@ int tt_time_from_json(const json_t *v, int64_t *out_ms, const char **why);
  * Values outside [TT_TIME_MIN_MS, TT_TIME_MAX_MS] are clamped. */
 void tt_time_format(int64_t ms, char out[TT_TIME_BUFSZ]);
 
+/* Room for the longest duration tt_time_format_duration writes
+ * ("-2562047788015h12m55.808s") plus NUL. */
+#define TT_DURATION_BUFSZ 32
+
+/* Format a duration for people: units from the largest non-zero one down to
+ * the smallest non-zero one, zeros in between kept, milliseconds as a
+ * fraction of the seconds with trailing zeros dropped: "250ms", "5s",
+ * "1m1.5s", "1h0m1s", "23h59m59s", "1h30m", "0s"; a negative one starts
+ * with '-'. Hours are the largest unit ("48h", not "2d"). Every value fits,
+ * INT64_MIN too. Returns out. Whole-millisecond values below a second and
+ * whole-second values read back through tt_time_parse_duration; a fraction
+ * ("1.5s") does not: this is for messages, not for config. */
+char *tt_time_format_duration(int64_t ms, char out[TT_DURATION_BUFSZ]);
+
 /* Wall clock now, epoch ms. */
 int64_t tt_time_now_ms(void);
 

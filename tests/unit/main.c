@@ -27,6 +27,7 @@ int main(void)
     srunner_add_suite(sr, tt_redact_suite());
     srunner_add_suite(sr, tt_intern_suite());
     srunner_add_suite(sr, tt_anstore_suite());
+    srunner_add_suite(sr, tt_yaml_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

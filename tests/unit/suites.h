@@ -27,5 +27,6 @@ Suite *tt_drill_prom_suite(void);
 Suite *tt_redact_suite(void);
 Suite *tt_intern_suite(void);
 Suite *tt_anstore_suite(void);
+Suite *tt_yaml_suite(void);
 
 #endif

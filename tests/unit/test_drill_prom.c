@@ -335,7 +335,8 @@ START_TEST(test_real_report)
     FILE *fp = fopen(path, "w");
     ck_assert_ptr_nonnull(fp);
     fputs("name: unit-prom\n"
-          "authorization_server: {token_endpoint: 'http://127.0.0.1:9/token'}\n"
+          "authorization_server: {token_endpoint: 'http://127.0.0.1:9/token',\n"
+          "  revocation_endpoint: 'http://127.0.0.1:9/revoke'}\n"
           "client: {client_id: svc, client_secret_env: TT_DP_SECRET}\n"
           "grant: {scope: a}\n"
           "resource_servers:\n"

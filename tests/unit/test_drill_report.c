@@ -35,7 +35,8 @@ static tt_scenario *scenario_with(const char *thresholds)
     FILE *fp = fopen(path, "w");
     ck_assert_ptr_nonnull(fp);
     fputs("name: unit\n"
-          "authorization_server: {token_endpoint: 'http://127.0.0.1:9/token'}\n"
+          "authorization_server: {token_endpoint: 'http://127.0.0.1:9/token',\n"
+          "  revocation_endpoint: 'http://127.0.0.1:9/revoke'}\n"
           "client: {client_id: svc, client_secret_env: TT_DR_SECRET}\n"
           "grant: {scope: 'a b'}\n"
           "resource_servers:\n"

@@ -25,6 +25,10 @@ static const char policy_text[] =
 #define T0 INT64_C(1795330800000) /* 2026-11-22T07:00:00Z */
 #define MAX_EVENTS 16
 #define MAX_FOUND 32
+/* finding ids from before the message changes (they must not move) */
+#define ID_TTL "f-ae2deb9c4b5e67e1c1ef1fca97da8dd0"
+#define ID_UAR "f-e60e8ac5c58e09fa1aef04f045d8afcc"
+#define ID_IDLE "f-8be403f39e75c6077f80e5640fd2f84b"
 
 /* One event: type letter (I issued, U used, R revoked, O opened, X resolved),
  * id, token (or incident for O/X), time (s after T0), expiry (s, issued only),
@@ -193,6 +197,44 @@ static const tcase_def cases[] = {
      7200,
      ""},
     {"use of an unknown token", {U("u1", "Z", 60, "r")}, 7200, ""},
+    /* Bug: outlived_incident was stamped resolved + grace even for a token
+     * issued after that (before it existed); it is due at the later of the
+     * two. (INC-1 resolved at 1800, token issued 600 s later.) */
+    {"outlived: issued after the incident was resolved",
+     {{'O', "o1", "INC-1", 0, 0, "orders-db", NULL, NULL, 0},
+      {'X', "x1", "INC-1", 1800, 0, NULL, NULL, NULL, 0},
+      {'I', "i1", "A", 2400, 3600, "r", "cli", "INC-1", 0},
+      U("u1", "A", 2460, "r")},
+     2700,
+     "outlived_incident"},
+    /* Bug: a revocation at exactly expires_at counted as one before expiry
+     * (used_after_revoke, unused_scopes "revoked"). A revocation takes effect
+     * at revoked + revocation_grace (5 s); only when that is before
+     * expires_at did the token end by revocation. */
+    {"revocation exactly at expiry is an expiry",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r"), R("r1", "A", 900),
+      U("u2", "A", 960, "r")},
+     7200,
+     "unused_scopes,used_after_expiry"},
+    {"revocation taking effect exactly at expiry is an expiry",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r"), R("r1", "A", 895),
+      U("u2", "A", 960, "r")},
+     7200,
+     "unused_scopes,used_after_expiry"},
+    {"revocation taking effect just before expiry is a revocation",
+     {I("i1", "A", 0, 900, "r w"), U("u1", "A", 60, "r"), R("r1", "A", 894),
+      U("u2", "A", 960, "r")},
+     7200,
+     "unused_scopes,used_after_revoke"},
+    /* Bug: "which was never opened" for an incident opened after the token
+     * was issued. */
+    {"write_outside_incident: incident opened after issuance",
+     {{'I', "i1", "A", 10, 900, "r w", "cli", "INC-1", 0},
+      {'O', "o1", "INC-1", 20, 0, "orders-db", NULL, NULL, 0},
+      U("u1", "A", 60, "r w"),
+      R("r1", "A", 100)},
+     7200,
+     "write_outside_incident"},
 };
 
 /* ---- building events ---- */
@@ -323,12 +365,12 @@ static void offer(tt_engine *e, const spec *s, int64_t seq)
 }
 
 /* Deliver the case's events in `order` (indexes; repeats allowed), advancing
- * behind the watermark after each, then flush at as_of. */
-static void run_case(const tcase_def *c, const size_t *order, size_t n, found *fd)
+ * behind the watermark after each, then flush at as_of; findings go to cb. */
+static void run_case_cb(const tcase_def *c, const size_t *order, size_t n, tt_engine_finding_cb cb,
+                        void *ctx)
 {
     tt_policy *p = policy();
-    memset(fd, 0, sizeof(*fd));
-    tt_engine *e = tt_engine_new(p, 3600000, collect, fd);
+    tt_engine *e = tt_engine_new(p, 3600000, cb, ctx);
     ck_assert_ptr_nonnull(e);
     for (size_t i = 0; i < n; i++) {
         offer(e, &c->ev[order[i]], (int64_t)i + 1);
@@ -337,6 +379,12 @@ static void run_case(const tcase_def *c, const size_t *order, size_t n, found *f
     ck_assert_int_eq(tt_engine_flush(e, T0 + (int64_t)c->as_of * 1000), 0);
     tt_engine_free(e);
     tt_policy_free(p);
+}
+
+static void run_case(const tcase_def *c, const size_t *order, size_t n, found *fd)
+{
+    memset(fd, 0, sizeof(*fd));
+    run_case_cb(c, order, n, collect, fd);
 }
 
 START_TEST(engine_cases)
@@ -416,6 +464,164 @@ START_TEST(engine_ids_are_deterministic_and_distinct)
     tt_finding_make_id(&f1);
     tt_finding_make_id(&f2);
     ck_assert_str_ne(f1.id, f2.id);
+}
+END_TEST
+
+/* ---- what a finding says: time, message, evidence ---- */
+
+typedef struct detail {
+    tt_finding_kind kind;
+    int64_t time;
+    char id[TT_FINDING_ID_BUFSZ];
+    char message[TT_FINDING_MAX_MESSAGE];
+    char evidence[256]; /* space-separated */
+} detail;
+
+typedef struct details {
+    detail d[MAX_FOUND];
+    size_t n;
+} details;
+
+static void collect_detail(void *ctx, const tt_finding *f)
+{
+    details *ds = ctx;
+    ck_assert_uint_lt(ds->n, MAX_FOUND);
+    detail *d = &ds->d[ds->n++];
+    d->kind = f->kind;
+    d->time = f->time_ms;
+    memcpy(d->id, f->id, sizeof(d->id));
+    snprintf(d->message, sizeof(d->message), "%s", f->message);
+    size_t len = 0;
+    d->evidence[0] = '\0';
+    for (size_t i = 0; i < f->n_evidence; i++) {
+        len += (size_t)snprintf(d->evidence + len, sizeof(d->evidence) - len, "%s%s", i ? " " : "",
+                                f->evidence[i]);
+    }
+}
+
+static const tcase_def *case_named(const char *name)
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (strcmp(cases[i].name, name) == 0) {
+            return &cases[i];
+        }
+    }
+    ck_abort_msg("no case named %s", name);
+    return NULL;
+}
+
+/* Run a case in order and return its one finding of kind k. */
+static detail run_detail(const char *name, tt_finding_kind k)
+{
+    const tcase_def *c = case_named(name);
+    size_t n = n_events(c), order[MAX_EVENTS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        order[i] = i;
+    }
+    static details ds;
+    memset(&ds, 0, sizeof(ds));
+    run_case_cb(c, order, n, collect_detail, &ds);
+    const detail *hit = NULL;
+    for (size_t i = 0; i < ds.n; i++) {
+        if (ds.d[i].kind == k) {
+            ck_assert_msg(hit == NULL, "%s: %s twice", name, tt_finding_kind_name(k));
+            hit = &ds.d[i];
+        }
+    }
+    ck_assert_msg(hit != NULL, "%s: no %s", name, tt_finding_kind_name(k));
+    return *hit;
+}
+
+#define AT(s) (T0 + (int64_t)(s)*1000)
+
+static void assert_contains(const char *hay, const char *needle)
+{
+    ck_assert_msg(strstr(hay, needle) != NULL, "\"%s\" does not contain \"%s\"", hay, needle);
+}
+
+/* Bug 1: outlived_incident for a token issued after its incident was
+ * resolved was stamped resolved + grace (before the token existed) and said
+ * "is still valid 5m after incident INC-1 was resolved". It becomes true at
+ * max(resolved + grace, issued_at). */
+START_TEST(engine_outlived_issued_after_resolution)
+{
+    detail d =
+        run_detail("outlived: issued after the incident was resolved", TT_FK_OUTLIVED_INCIDENT);
+    ck_assert_int_eq(d.time, AT(2400));
+    assert_contains(d.message,
+                    "was issued 10m after incident INC-1 was resolved and is still valid");
+    /* a token issued before the resolution keeps the deadline and wording */
+    d = run_detail("outlived_incident", TT_FK_OUTLIVED_INCIDENT);
+    ck_assert_int_eq(d.time, AT(600));
+    assert_contains(d.message, "is still valid 5m after incident INC-1 was resolved");
+}
+END_TEST
+
+/* Bug 2: a revocation at (or within revocation_grace of) expires_at did not
+ * take effect before expiry, yet counted as the end of the token: the token
+ * ended by expiry, at expires_at. */
+START_TEST(engine_revocation_at_expiry_is_expiry)
+{
+    static const char *const names[] = {"revocation exactly at expiry is an expiry",
+                                        "revocation taking effect exactly at expiry is an expiry"};
+    for (size_t i = 0; i < 2; i++) {
+        detail d = run_detail(names[i], TT_FK_UNUSED_SCOPES);
+        ck_assert_int_eq(d.time, AT(900));
+        assert_contains(d.message, "ended (expired)");
+        ck_assert_str_eq(d.evidence, "//as/i1");
+        d = run_detail(names[i], TT_FK_USED_AFTER_EXPIRY);
+        ck_assert_int_eq(d.time, AT(960));
+        assert_contains(d.message, "was used 1m after it expired");
+        ck_assert_str_eq(d.evidence, "//as/i1 //rs/u2");
+    }
+    detail d = run_detail("revocation taking effect just before expiry is a revocation",
+                          TT_FK_UNUSED_SCOPES);
+    ck_assert_int_eq(d.time, AT(899));
+    assert_contains(d.message, "ended (revoked)");
+    ck_assert_str_eq(d.evidence, "//as/i1 //as/r1");
+}
+END_TEST
+
+/* Bug 3: unused_scopes after a revocation was stamped with the revocation
+ * time, but it comes due (and is evaluated) at revoked + revocation_grace. */
+START_TEST(engine_unused_scopes_at_revocation_deadline)
+{
+    detail d = run_detail("unused_scopes at revocation", TT_FK_UNUSED_SCOPES);
+    ck_assert_int_eq(d.time, AT(105));
+    assert_contains(d.message, "ended (revoked)");
+    d = run_detail("unused_scopes at expiry", TT_FK_UNUSED_SCOPES);
+    ck_assert_int_eq(d.time, AT(900));
+    assert_contains(d.message, "ended (expired)");
+}
+END_TEST
+
+/* Bug 4: messages showed raw durations ("3601s"). The ids do not depend on
+ * the message: these are the ids the engine produced before the change. */
+START_TEST(engine_messages_show_human_durations)
+{
+    detail d = run_detail("ttl of a scope without max_ttl uses defaults", TT_FK_TTL_OVER_POLICY);
+    assert_contains(d.message, "lives 1h0m1s, over the 1h max_ttl of its scopes (adm)");
+    ck_assert_str_eq(d.id, ID_TTL);
+    d = run_detail("used_after_revoke", TT_FK_USED_AFTER_REVOKE);
+    assert_contains(d.message, "was used 6s after it was revoked");
+    ck_assert_str_eq(d.id, ID_UAR);
+    d = run_detail("idle_token", TT_FK_IDLE_TOKEN);
+    assert_contains(d.message, "is valid but unused for 30m");
+    ck_assert_str_eq(d.id, ID_IDLE);
+}
+END_TEST
+
+/* Bug 6: a token whose incident was opened after it was issued was said to
+ * name an incident "which was never opened". */
+START_TEST(engine_write_outside_incident_opened_later)
+{
+    detail d = run_detail("write_outside_incident: incident opened after issuance",
+                          TT_FK_WRITE_OUTSIDE_INCIDENT);
+    assert_contains(d.message, "which was not open when the token was issued");
+    ck_assert_ptr_null(strstr(d.message, "never"));
+    ck_assert_str_eq(d.evidence, "//as/i1");
+    d = run_detail("write_outside_incident", TT_FK_WRITE_OUTSIDE_INCIDENT);
+    assert_contains(d.message, "has write access outside the incident's services: w");
 }
 END_TEST
 
@@ -863,6 +1069,11 @@ Suite *tt_engine_suite(void)
     tcase_add_loop_test(tc, engine_handover_mid_stream, 0, n);
     tcase_add_test(tc, engine_drop_partition);
     tcase_add_test(tc, engine_lingering_gauge);
+    tcase_add_test(tc, engine_outlived_issued_after_resolution);
+    tcase_add_test(tc, engine_revocation_at_expiry_is_expiry);
+    tcase_add_test(tc, engine_unused_scopes_at_revocation_deadline);
+    tcase_add_test(tc, engine_messages_show_human_durations);
+    tcase_add_test(tc, engine_write_outside_incident_opened_later);
     tcase_add_test(tc, aev_scan_canonical_and_escapes);
     tcase_add_test(tc, aev_scan_quote_at_every_offset);
     tcase_add_loop_test(tc, aev_scan_rejects, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));

@@ -94,6 +94,24 @@ static const struct {
     {"scopes:\n  - {name: \"a b\", service: s}\n", "policy.yaml:2: scope 'a b': invalid scope"},
     {"- a\n- b\n", "policy.yaml:1: the top level must be a mapping"},
     {"", "policy.yaml:1: empty policy"},
+    /* Regression: a second document was silently ignored. */
+    {"scopes: []\n---\nfoo: bar\n", "policy.yaml:2: more than one YAML document"},
+    {"scopes: []\n---\nfoo: [\n", "policy.yaml:4:1: YAML error"},
+    /* Regression: in block style these named the line where the entry's
+     * mapping began (5 and 2), not the offending value. */
+    {"scopes:\n  - {name: db:orders:read, service: orders-db}\nclients:\n  a:\n"
+     "    allowed_scopes:\n      - db:orders:read\n      - db:orders:nope\n",
+     "policy.yaml:7: client 'a': allowed scope 'db:orders:nope' is not in scopes"},
+    {"scopes:\n  - name: a\n    service: s\n    access: writ\n",
+     "policy.yaml:4: scope 'a': access must be read, write or admin"},
+    {"scopes:\n  - {name: a, service: s}\nclients:\n  c:\n    refresh_tokens: true\n"
+     "    allowed_scopes:\n      - a\n      - a\n",
+     "policy.yaml:8: client 'c': allowed scope 'a' is listed twice"},
+    {"scopes:\n  - service: s\n    name: \"a b\"\n", "policy.yaml:3: scope 'a b': invalid scope"},
+    {"scopes:\n  - {name: a, service: s}\n  - service: t\n    name: a\n",
+     "policy.yaml:4: scope 'a' is listed twice"},
+    {"scopes:\n  - name: a\n    service: s\n    max_ttl:\n      x: 1\n",
+     "policy.yaml:4: max_ttl: expected a single value, not a mapping"},
 };
 
 START_TEST(policy_errors)

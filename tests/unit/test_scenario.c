@@ -128,8 +128,8 @@ END_TEST
 
 START_TEST(test_defaults)
 {
-    write_yaml("authorization_server: {token_endpoint: 'http://127.0.0.1:9/token'}\n" BASE_CLIENT
-                   BASE_RS);
+    write_yaml("authorization_server: {token_endpoint: 'http://127.0.0.1:9/token',\n"
+               "  revocation_endpoint: 'http://127.0.0.1:9/revoke'}\n" BASE_CLIENT BASE_RS);
     char err[512] = "";
     tt_scenario *sc = tt_scenario_load(yaml_path, err, sizeof(err));
     ck_assert_msg(sc != NULL, "%s", err);
@@ -164,10 +164,54 @@ static const bad_case bad[] = {
     {AS "client:\n  client_id: svc\n  client_secret_file: /nonexistent/x\n" BASE_RS,
      ":4: client_secret_file: cannot read /nonexistent/x"},
     {AS BASE_CLIENT BASE_RS "grant: {type: password}\n", ":8: type: 'password' is not"},
+    /* Regression: the cross-key errors below all said ":1:" instead of the
+     * line of the key involved. */
     {AS BASE_CLIENT BASE_RS "grant: {type: device_code}\n",
-     "grant device_code needs grant.approval"},
+     ":8: grant device_code needs grant.approval"},
+    {AS BASE_CLIENT BASE_RS "name: x\ngrant:\n  scope: a\n  type: device_code\n",
+     ":9: grant device_code needs grant.approval with url or command"},
     {AS BASE_CLIENT BASE_RS "grant: {type: token_exchange}\n",
-     "token_exchange needs grant.subject"},
+     ":8: grant token_exchange needs grant.subject"},
+    {AS BASE_CLIENT BASE_RS "name: x\ngrant:\n  scope: a\n  type: token_exchange\n",
+     ":9: grant token_exchange needs grant.subject (the client whose token is exchanged)"},
+    {AS BASE_CLIENT BASE_RS "name: x\nend: resolve_incident\n",
+     ":9: end resolve_incident needs collector.url (the resolution is sent there)"},
+    {AS BASE_CLIENT BASE_RS
+     "load:\n  probe_interval: 20ms\n  engineers: 2\n  probe_timeout: 10ms\n",
+     ":11: load: probe_timeout must be at least probe_interval"},
+    {AS BASE_CLIENT BASE_RS "load:\n  engineers: 2\n  probe_interval: 20s\n",
+     ":10: load: probe_timeout must be at least probe_interval"},
+    {BASE_CLIENT BASE_RS "authorization_server:\n  introspection_endpoint: http://x/i\n",
+     ":7: authorization_server: give issuer (for discovery) or token_endpoint"},
+    {AS BASE_CLIENT BASE_RS "grant:\n  type: device_code\n  approval:\n    url: http://x/a\n"
+     "    command: [approve]\n",
+     ":12: grant.approval: give url or command, not both"},
+    {AS "client:\n  client_id: svc\n  client_auth: none\n" BASE_RS,
+     ":4: grant client_credentials needs a confidential client"},
+    /* Regression: a missing revocation_endpoint with no issuer to discover it
+     * from only failed at run time ("setup: end is revoke but ..."). */
+    {"authorization_server:\n  token_endpoint: http://x/t\n" BASE_CLIENT BASE_RS,
+     ":1: end revoke needs authorization_server.revocation_endpoint (there is no issuer for "
+     "discovery)"},
+    {"name: x\nauthorization_server:\n  token_endpoint: http://x/t\n" BASE_CLIENT BASE_RS
+     "end: {how: revoke}\n",
+     ":10: end revoke needs authorization_server.revocation_endpoint"},
+    {"authorization_server:\n  token_endpoint: http://x/t\n  revocation_endpoint: http://x/r\n"
+     BASE_CLIENT BASE_RS "grant:\n  type: device_code\n  approval: {url: 'http://x/a'}\n",
+     ":11: grant device_code needs authorization_server.device_authorization_endpoint (there "
+     "is no issuer for discovery)"},
+    /* Regression: a bare number was read as seconds (probe_interval: 10 gave
+     * 10 s where 10 ms was meant). */
+    {AS BASE_CLIENT BASE_RS "load:\n  probe_timeout: 2\n",
+     ":9: probe_timeout: '2' needs a unit (e.g. 10ms, 2s)"},
+    {AS BASE_CLIENT BASE_RS "load:\n  engineers: 1\n  probe_interval: 10\n",
+     ":10: probe_interval: '10' needs a unit (e.g. 10ms, 2s)"},
+    {AS BASE_CLIENT BASE_RS "load: {ramp: 0}\n", ":8: ramp: '0' needs a unit"},
+    /* Regression: only the first YAML document was read. */
+    {AS BASE_CLIENT BASE_RS "---\nname: two\n", ":8: more than one YAML document"},
+    {"---\n" AS BASE_CLIENT BASE_RS "---\nload: {probe_timeout: 5ms}\n",
+     ":9: more than one YAML document"},
+    {AS BASE_CLIENT BASE_RS "---\nname: [\n", ":10:1: YAML error"},
     {AS BASE_CLIENT BASE_RS "load: {probe_interval: fast}\n", ":8: probe_interval: expected a duration"},
     {AS BASE_CLIENT BASE_RS "load: {engineers: 0}\n", ":8: engineers: expected an integer from 1"},
     {AS BASE_CLIENT BASE_RS "load: {engineers: 2, speed: 3}\n", "unknown key 'speed' in load"},
@@ -187,7 +231,8 @@ static const bad_case bad[] = {
      ":1: issuer: environment variable TT_SC_UNSET is not set"},
     {BASE_CLIENT BASE_RS, "give issuer (for discovery) or token_endpoint"},
     {AS BASE_CLIENT BASE_RS "end: vanish\n", ":8: how: 'vanish' is not revoke"},
-    {AS BASE_CLIENT BASE_RS "end: resolve_incident\n", "resolve_incident needs collector.url"},
+    {AS BASE_CLIENT BASE_RS "end: resolve_incident\n",
+     ":8: end resolve_incident needs collector.url"},
     {AS BASE_CLIENT BASE_RS "name: a\nname: b\n", ":9: the scenario: duplicate key 'name'"},
     {AS BASE_CLIENT BASE_RS "grant: [1, 2\n", "YAML"},
     {"", ":1: the file is empty"},

@@ -343,6 +343,70 @@ START_TEST(test_duration_null)
 }
 END_TEST
 
+/* Finding messages used to show raw durations ("61500ms", "3601s",
+ * "86399s"); tt_time_format_duration writes them for people. */
+typedef struct {
+    int64_t ms;
+    const char *want;
+} fmt_dur_case;
+
+static const fmt_dur_case fmt_dur_cases[] = {
+    {0, "0s"},
+    {1, "1ms"},
+    {250, "250ms"},
+    {999, "999ms"},
+    {1000, "1s"},
+    {1005, "1.005s"},
+    {1050, "1.05s"},
+    {1500, "1.5s"},
+    {5000, "5s"},
+    {59999, "59.999s"},
+    {60000, "1m"},
+    {60500, "1m0.5s"},
+    {61500, "1m1.5s"},
+    {90000, "1m30s"},
+    {900000, "15m"},
+    {3600000, "1h"},
+    {3600500, "1h0m0.5s"},
+    {3601000, "1h0m1s"},
+    {3660000, "1h1m"},
+    {5400000, "1h30m"},
+    {86399000, "23h59m59s"},
+    {86400000, "24h"},
+    {172800000, "48h"},
+    {-250, "-250ms"},
+    {-61500, "-1m1.5s"},
+    {-3600000, "-1h"},
+    {INT64_MAX, "2562047788015h12m55.807s"},
+    {INT64_MIN, "-2562047788015h12m55.808s"},
+};
+
+START_TEST(test_format_duration)
+{
+    const fmt_dur_case *c = &fmt_dur_cases[_i];
+    char buf[TT_DURATION_BUFSZ];
+    memset(buf, 'x', sizeof(buf));
+    ck_assert_ptr_eq(tt_time_format_duration(c->ms, buf), buf);
+    ck_assert_msg(strcmp(buf, c->want) == 0, "%lld: got \"%s\" want \"%s\"", (long long)c->ms, buf,
+                  c->want);
+}
+END_TEST
+
+/* Whole seconds (and whole milliseconds below a second) read back through
+ * tt_time_parse_duration. */
+START_TEST(test_format_duration_roundtrip)
+{
+    for (int64_t ms = 0; ms < INT64_C(200000000); ms = ms * 3 + 1000) {
+        int64_t v = ms < 1000 ? ms : ms - ms % 1000;
+        char buf[TT_DURATION_BUFSZ];
+        int64_t back = -1;
+        tt_time_format_duration(v, buf);
+        ck_assert_msg(tt_time_parse_duration(buf, &back) == 0 && back == v,
+                      "%lld -> \"%s\" -> %lld", (long long)v, buf, (long long)back);
+    }
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
     int64_t now = tt_time_now_ms();
@@ -377,6 +441,8 @@ Suite *tt_time_suite(void)
     tc = tcase_create("duration");
     tcase_add_loop_test(tc, test_duration, 0, NCASES(dur_cases));
     tcase_add_test(tc, test_duration_null);
+    tcase_add_loop_test(tc, test_format_duration, 0, NCASES(fmt_dur_cases));
+    tcase_add_test(tc, test_format_duration_roundtrip);
     tcase_add_test(tc, test_clocks);
     suite_add_tcase(s, tc);
     return s;
