@@ -13,6 +13,7 @@
 #include "tt_event.h"
 #include "tt_log.h"
 #include "tt_time.h"
+#include "tt_yaml.h"
 
 #define CFG_MAX_KEY 256
 #define CFG_MAX_VALUE 4096
@@ -439,40 +440,6 @@ static int walk_mapping(cfg_walk *w, yaml_node_t *map, const char *prefix, int d
     return 0;
 }
 
-/* Load the next document of parser into doc; -1 with err on a YAML error. */
-static int load_document(yaml_parser_t *parser, yaml_document_t *doc, const char *path, char *err,
-                         size_t errlen)
-{
-    if (yaml_parser_load(parser, doc)) {
-        return 0;
-    }
-    snprintf(err, errlen, "%s:%lu:%lu: YAML error: %s", path,
-             (unsigned long)parser->problem_mark.line + 1,
-             (unsigned long)parser->problem_mark.column + 1,
-             parser->problem ? parser->problem : "unknown");
-    return -1;
-}
-
-/* Only the first document of a file is read, so a second one would be
- * ignored without a word. Returns 0 when the stream ends after the document
- * already loaded (libyaml then returns a document without a root), else -1
- * with err set. */
-static int check_one_document(yaml_parser_t *parser, const char *path, char *err, size_t errlen)
-{
-    yaml_document_t next;
-    if (load_document(parser, &next, path, err, errlen) != 0) {
-        return -1;
-    }
-    int rc = 0;
-    if (yaml_document_get_root_node(&next) != NULL) {
-        snprintf(err, errlen, "%s:%lu: more than one YAML document", path,
-                 (unsigned long)next.start_mark.line + 1);
-        rc = -1;
-    }
-    yaml_document_delete(&next);
-    return rc;
-}
-
 int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char *err,
                    size_t errlen)
 {
@@ -489,7 +456,7 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
     }
     yaml_parser_set_input_file(&parser, fp);
     yaml_document_t doc;
-    if (load_document(&parser, &doc, path, err, errlen) != 0) {
+    if (tt_yaml_load_one(&parser, &doc, path, err, errlen) != 0) {
         yaml_parser_delete(&parser);
         fclose(fp);
         return -1;
@@ -498,8 +465,6 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root == NULL) {
         rc = 0; /* an empty file sets nothing */
-    } else if (check_one_document(&parser, path, err, errlen) != 0) {
-        /* err is set */
     } else if (root->type != YAML_MAPPING_NODE) {
         snprintf(err, errlen, "%s:%lu: the top level must be a mapping of keys", path,
                  (unsigned long)root->start_mark.line + 1);
