@@ -163,8 +163,8 @@ static void print_summary(const tt_drill_result *r, int failed, const char *out,
             snprintf(located, sizeof(located), "refusals located within %.1f ms (p99)",
                      pr.window_p99_ms);
         }
-        printf("precision: probes %.2f ms (p99) after their tick, max %.2f; %s at a %lld ms "
-               "interval\n",
+        printf("precision: refusing probes %.2f ms (p99) after their tick, max %.2f; %s at a "
+               "%lld ms interval\n",
                pr.late_p99_ms, pr.late_max_ms, located, (long long)sc->probe_interval_ms);
         if (pr.behind) {
             printf("  %swarning%s: the drill fell behind its probe grid (p99 %.2f ms at a %lld ms "

@@ -83,8 +83,9 @@ struct request {
     int rs;                /* resource server index for uses and probes */
     int iteration;         /* the engineer's iteration when sent (stale replies) */
     int64_t sent_ns;       /* when curl sends it (CURLOPT_PREREQFUNCTION), else when added */
-    int64_t due_ns;        /* a probe: the grid tick it was sent for; -1 a catch-up send
-                            * after the previous probe's late answer */
+    int64_t due_ns;        /* a probe: the grid tick it was sent for (for a catch-up, the
+                            * tick it missed); -1 not a probe */
+    int catch_up;          /* a probe sent when the previous one's answer came after the tick */
     const char *step;      /* "token request", ... for error messages */
     const char *url;
     char errbuf[CURL_ERROR_SIZE];
@@ -131,7 +132,8 @@ struct engineer {
     int rs_left;
     shard *sh;        /* its requests' multi handle */
     request **probe;  /* n_rs: the iteration's probe requests, set up once, re-sent */
-    unsigned char *missed; /* n_rs: a tick came while that server's probe was in flight */
+    int64_t *missed; /* n_rs: the (first) tick that came while that server's probe was in
+                      * flight; 0 none */
 };
 
 struct drill {
@@ -1443,7 +1445,7 @@ static void start_probing(engineer *e)
     int64_t end = d->base_ns + e->it->end_ns;
     e->probe_deadline_ns = end + d->sc->probe_timeout_ms * NS_PER_MS;
     e->next_probe_ns = end;
-    memset(e->missed, 0, d->sc->n_rs);
+    memset(e->missed, 0, d->sc->n_rs * sizeof(*e->missed));
     if (e->rs_left == 0) {
         final_introspect(e); /* no server accepted the token: nothing to watch */
         return;
@@ -1489,7 +1491,7 @@ static void probe_release(engineer *e)
     }
 }
 
-/* Send server i its probe (t = now) for the grid tick due_ns (-1: a catch-up). */
+/* Send server i its probe (t = now) for the grid tick due_ns. */
 static void probe_send(engineer *e, size_t i, int64_t t, int64_t due_ns)
 {
     const tt_scenario *sc = e->d->sc;
@@ -1506,6 +1508,7 @@ static void probe_send(engineer *e, size_t i, int64_t t, int64_t due_ns)
     o->busy = 1;
     o->probes++;
     rq->due_ns = due_ns;
+    rq->catch_up = 0;
     send_or_fail(e, rq, on_probe);
 }
 
@@ -1534,7 +1537,9 @@ static void probe_tick(engineer *e)
             continue;
         }
         if (o->busy) {
-            e->missed[i] = 1; /* a slow server is not probed twice at once */
+            if (e->missed[i] == 0) {
+                e->missed[i] = due; /* a slow server is not probed twice at once */
+            }
             continue;
         }
         probe_send(e, i, t, due);
@@ -1561,8 +1566,8 @@ static void on_probe(request *rq, long status, CURLcode cc)
     if (e->st != ST_PROBE || o->refused_ns >= 0 || o->lingering) {
         return;
     }
-    if (rq->due_ns >= 0 && rq->sent_ns - rq->due_ns > o->probe_late_ns) {
-        o->probe_late_ns = rq->sent_ns - rq->due_ns;
+    if (rq->due_ns >= 0 && !rq->catch_up && rq->sent_ns - rq->due_ns > o->probe_late_ns) {
+        o->probe_late_ns = rq->sent_ns - rq->due_ns; /* the loop's own lateness */
     }
     if (cc != CURLE_OK) {
         if (cc == CURLE_OPERATION_TIMEDOUT && now_ns() >= e->probe_deadline_ns) {
@@ -1580,13 +1585,20 @@ static void on_probe(request *rq, long status, CURLcode cc)
         if (e->missed[rq->rs] && t < e->probe_deadline_ns) {
             /* its tick passed while this one was in flight: catch up now
              * rather than at the next tick, so the bracket stays short */
+            int64_t tick = e->missed[rq->rs];
             e->missed[rq->rs] = 0;
-            probe_send(e, (size_t)rq->rs, t, -1);
+            probe_send(e, (size_t)rq->rs, t, tick);
+            rq->catch_up = 1;
         }
         return;
     }
     o->refused_ns = rel(d, rq->sent_ns);
     o->refused_status = status;
+    if (rq->due_ns >= 0) {
+        /* what the refusal's instant carries beyond the grid's quantisation,
+         * whatever the cause (a late loop, a catch-up after a slow answer) */
+        o->refusal_late_ns = rq->sent_ns - rq->due_ns;
+    }
     e->rs_left--;
     if (e->rs_left == 0) {
         heap_remove(d, e);
@@ -2281,7 +2293,7 @@ int tt_drill_run(const tt_scenario *sc, const tt_drill_opts *opts, tt_drill_resu
         e->heap_pos = SIZE_MAX;
         e->st = ST_WAIT_START;
         e->probe = calloc(sc->n_rs, sizeof(*e->probe));
-        e->missed = calloc(sc->n_rs, 1);
+        e->missed = calloc(sc->n_rs, sizeof(*e->missed));
         e->sh = &d->shards[i % d->n_shards];
         if (e->probe == NULL || e->missed == NULL) {
             snprintf(err, errlen, "setup: out of memory");

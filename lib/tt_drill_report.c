@@ -38,6 +38,7 @@ tt_drill_result *tt_drill_result_new(const tt_scenario *sc, size_t n_it)
         for (size_t j = 0; j < sc->n_rs; j++) {
             tt_drill_rs_obs *o = &it->rs[j];
             o->first_use_ns = o->last_accept_ns = o->refused_ns = o->probe_late_ns = -1;
+            o->refusal_late_ns = -1;
         }
     }
     return r;
@@ -153,8 +154,9 @@ int tt_drill_evaluate(tt_drill_result *r)
             if (window_ms(it, o, &p) == 0) {
                 rc |= tt_series_add(s, "propagation_window_ms", tag, p);
             }
-            if (o->probe_late_ns >= 0) {
-                rc |= tt_series_add(s, "probe_lateness_ms", tag, (double)o->probe_late_ns / 1e6);
+            if (o->refused_ns >= 0 && o->refusal_late_ns >= 0) {
+                rc |= tt_series_add(s, "probe_lateness_ms", tag,
+                                    (double)o->refusal_late_ns / 1e6);
             }
         }
     }
@@ -506,6 +508,7 @@ json_t *tt_drill_report_json(const tt_drill_result *r)
             json_object_set_new(x, "probed", json_boolean(!ob->not_probed));
             json_object_set_new(x, "probes", json_integer(ob->probes));
             json_object_set_new(x, "probe_late_max_ms", jrel(ob->probe_late_ns));
+            json_object_set_new(x, "refusal_late_ms", jrel(ob->refusal_late_ns));
             json_object_set_new(rso, sc->rs[j].name, x);
         }
         json_object_set_new(o, "resource_servers", rso);
@@ -662,24 +665,28 @@ static void fmt_ms(double ms, char *out, size_t outlen)
         snprintf(out, outlen, "%.2f s", ms / 1000.0);
     } else if (ms >= 10) {
         snprintf(out, outlen, "%.0f ms", ms);
-    } else {
+    } else if (ms >= 0.1 || ms == 0) {
         snprintf(out, outlen, "%.1f ms", ms);
+    } else {
+        snprintf(out, outlen, "%.0f \xc2\xb5s", ms * 1000.0); /* µs */
     }
 }
 
-/* Bound of the first propagation threshold that names this server (or all). */
-static int propagation_bound(const tt_scenario *sc, const char *rs, double *bound)
+/* The next upper-bound threshold (<, <=) on rs's propagation after index
+ * *t (start with *t = 0); NULL when there is none left. Every one is drawn:
+ * a server can have several (p95 < 250 and max < 1000). */
+static const tt_sc_threshold *propagation_bound(const tt_scenario *sc, const char *rs, size_t *t)
 {
-    for (size_t t = 0; t < sc->n_thr; t++) {
-        const tt_sc_threshold *th = &sc->thr[t];
+    for (; *t < sc->n_thr; (*t)++) {
+        const tt_sc_threshold *th = &sc->thr[*t];
         if (strcmp(th->metric, "revocation_propagation_ms") == 0 &&
             (th->tag == NULL || strcmp(th->tag, rs) == 0) &&
             (th->expr.op == TT_CMP_LT || th->expr.op == TT_CMP_LE)) {
-            *bound = th->expr.bound;
-            return 0;
+            (*t)++;
+            return th;
         }
     }
-    return -1;
+    return NULL;
 }
 
 static void html_distribution(const tt_drill_result *r, FILE *fp)
@@ -693,16 +700,26 @@ static void html_distribution(const tt_drill_result *r, FILE *fp)
         if (n > 0 && v[n - 1] > hi) {
             hi = v[n - 1];
         }
+        /* the smallest positive sample sets the left end (down to 1 us) */
+        for (long i = 0; i < n; i++) {
+            if (v[i] > 0) {
+                if (v[i] < lo) {
+                    lo = fmax(0.001, pow(10, floor(log10(v[i]))));
+                }
+                break;
+            }
+        }
         free(v);
-        double b;
-        if (propagation_bound(sc, sc->rs[j].name, &b) == 0 && b > hi) {
-            hi = b;
+        const tt_sc_threshold *th;
+        for (size_t t = 0; (th = propagation_bound(sc, sc->rs[j].name, &t)) != NULL;) {
+            hi = fmax(hi, th->expr.bound);
         }
     }
     hi = pow(10, ceil(log10(hi * 1.05)));
     double H = top + row_h * (double)sc->n_rs + 40;
     fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
-                "width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
+                "width=\"%.0f\" height=\"%.0f\" style=\"max-width:100%%;height:auto\" "
+                "role=\"img\">\n", W, H, W, H);
     /* decade grid */
     for (double d = lo; d <= hi * 1.001; d *= 10) {
         double x = logx(d, lo, hi, left, plot_w);
@@ -739,12 +756,17 @@ static void html_distribution(const tt_drill_result *r, FILE *fp)
         fprintf(fp, "%s</text>\n", rs_fail ? " \xe2\x9c\x97" : "");
         fprintf(fp, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
                 left, y, left + plot_w, y);
-        double b;
-        if (propagation_bound(sc, name, &b) == 0) {
-            double x = logx(b, lo, hi, left, plot_w);
+        const tt_sc_threshold *th;
+        for (size_t t = 0; (th = propagation_bound(sc, name, &t)) != NULL;) {
+            double x = logx(th->expr.bound, lo, hi, left, plot_w);
+            char agg[32];
+            tt_threshold_agg_name(&th->expr, agg, sizeof(agg));
             fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c00\" "
-                        "stroke-width=\"2\" stroke-dasharray=\"5,3\"><title>threshold %g ms"
-                        "</title></line>\n", x, y - 22, x, y + 22, b);
+                        "stroke-width=\"2\" stroke-dasharray=\"5,3\"><title>threshold ",
+                    x, y - 22, x, y + 22);
+            put_esc(fp, th->text);
+            fprintf(fp, "</title></line><text x=\"%.1f\" y=\"%.1f\" class=\"mark\" fill=\"#c00\" "
+                        "text-anchor=\"middle\">%s</text>\n", x, y - 24, agg);
         }
         if (n > 0) {
             double p50 = tt_stats_percentile(v, (size_t)n, 50);
@@ -793,6 +815,9 @@ static void html_timeline(const tt_drill_result *r, FILE *fp)
             if (it->rs[j].refused_ns > t1) {
                 t1 = it->rs[j].refused_ns;
             }
+            if (it->rs[j].last_accept_ns > t1) { /* still open (lingering, interrupted) */
+                t1 = it->rs[j].last_accept_ns;
+            }
         }
         if (t0 >= 0 && t1 > t0 && ms_between(t0, t1) > span) {
             span = ms_between(t0, t1);
@@ -812,7 +837,8 @@ static void html_timeline(const tt_drill_result *r, FILE *fp)
                 "first refused probe (&#x2715;). Hatched red: still open at the probe timeout."
                 "</p>\n");
     fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
-                "width=\"%.0f\" height=\"%.0f\" role=\"img\">\n", W, H, W, H);
+                "width=\"%.0f\" height=\"%.0f\" style=\"max-width:100%%;height:auto\" "
+                "role=\"img\">\n", W, H, W, H);
     fprintf(fp, "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" "
                 "patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect "
                 "width=\"3\" height=\"6\" fill=\"#c00\" fill-opacity=\"0.5\"/></pattern></defs>\n");
@@ -845,6 +871,12 @@ static void html_timeline(const tt_drill_result *r, FILE *fp)
             continue;
         }
 #define TX(ns) (left + plot_w * ms_between(t0, (ns)) / span)
+        /* the end of access first, so a short access bar is drawn over it */
+        if (it->end_ns >= 0) {
+            double x = TX(it->end_ns);
+            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" "
+                        "stroke-width=\"2\"/>\n", x, y0 - 2, x, y0 + sub_h * (double)sc->n_rs + 2);
+        }
         for (size_t j = 0; j < sc->n_rs; j++) {
             const tt_drill_rs_obs *o = &it->rs[j];
             const char *col = rs_colors[j % N_COLORS];
@@ -875,11 +907,6 @@ static void html_timeline(const tt_drill_result *r, FILE *fp)
         if (it->token_ns >= 0) {
             fprintf(fp, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#333\"/>\n",
                     TX(it->token_ns), ymid);
-        }
-        if (it->end_ns >= 0) {
-            double x = TX(it->end_ns);
-            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" "
-                        "stroke-width=\"2\"/>\n", x, y0 - 2, x, y0 + sub_h * (double)sc->n_rs + 2);
         }
 #undef TX
     }
@@ -991,8 +1018,9 @@ int tt_drill_report_html(const tt_drill_result *r, FILE *fp)
                      "each refusal was located within a %.1f ms (p50) / %.1f ms (p99) window",
                      pr.window_p50_ms, pr.window_p99_ms);
         }
-        fprintf(fp, "<p class=\"%s\">Precision: probes went out %.2f ms (p50) / %.2f ms (p99) "
-                    "after their tick, at most %.2f ms; %s, at a %lld ms probe interval.%s</p>\n",
+        fprintf(fp, "<p class=\"%s\">Precision: the probes that found the refusals went out "
+                    "%.2f ms (p50) / %.2f ms (p99) after their tick, at most %.2f ms; %s, at a "
+                    "%lld ms probe interval.%s</p>\n",
                 pr.behind ? "note ko" : "note", pr.late_p50_ms, pr.late_p99_ms, pr.late_max_ms,
                 located, (long long)sc->probe_interval_ms,
                 pr.behind ? " The drill fell behind its probe grid: propagation times carry "

@@ -29,8 +29,11 @@ typedef struct tt_drill_rs_obs {
     int not_probed;          /* refused the fresh token: no access to end there, so
                               * no propagation to measure (fresh_token_refused) */
     int probes;
-    int64_t probe_late_ns;   /* the largest delay of a probe past its grid tick
-                              * (the harness's own timing error); -1 none */
+    int64_t probe_late_ns;   /* the largest delay of a probe past its grid tick,
+                              * catch-ups left out (the loop's own lateness); -1 none */
+    int64_t refusal_late_ns; /* the refusing probe's delay past its tick: what the
+                              * refusal instant carries beyond the grid's
+                              * quantisation; -1 none */
     int busy;                /* engine: a probe is in flight */
 } tt_drill_rs_obs;
 
@@ -82,9 +85,9 @@ void tt_drill_result_free(tt_drill_result *r); /* accepts NULL */
 int tt_drill_evaluate(tt_drill_result *r);
 
 /* How precise the run's timings are, from its own records (every server):
- * lateness = how long after its grid tick a probe went out (the harness's own
- * timing error), window = the width of the interval each refusal was located
- * in. behind = 1 when the lateness p99 reached half the probe interval: the
+ * lateness = how long after its grid tick the probe that found each refusal
+ * went out (what the refusal instant carries beyond the grid's quantisation),
+ * window = the width of the interval each refusal was located in. behind = 1 when the lateness p99 reached half the probe interval: the
  * harness fell behind its grid and the propagation figures carry that error. */
 typedef struct tt_drill_precision {
     long probes;            /* iterations with a probe (0: nothing below is set) */

@@ -21,7 +21,7 @@ const char *const tt_drill_metrics[] = {
     "revocation_propagation_ms", /* end of access .. first refusal, per RS */
     "lingering",                 /* RS still accepting at probe_timeout (lower bound ms) */
     "propagation_window_ms",     /* width of the window the refusal began in, per RS */
-    "probe_lateness_ms",         /* the harness's worst probe delay past its tick, per RS */
+    "probe_lateness_ms",         /* the refusing probe's delay past its tick, per RS */
     "scope_widening",            /* granted scopes exceeding the request */
     "fresh_token_refused",       /* an RS refused a fresh token, per RS */
     "active_after_end",          /* introspection still active after the end */

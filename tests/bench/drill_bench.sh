@@ -165,10 +165,10 @@ ok = errors == 0 and all(pct(x, 99) < 5 for x in (late, stamp, endlag))
 its = [it for it in rep["iterations"] if not it["error"]]
 per_eng = (sum(it["resource_servers"]["rs"]["probes"] + 3 for it in its)
            / max(sum(it["done_ms"] - it["opened_ms"] for it in its), 1e-9) * 1000)
-# the harness's own account of its lateness (report.json: each iteration's worst
-# probe delay past its tick), to set beside the measured `late`
-self_late = [it["resource_servers"]["rs"]["probe_late_max_ms"] for it in its
-             if it["resource_servers"]["rs"].get("probe_late_max_ms") is not None]
+# the harness's own account of its lateness (report.json: how long after its
+# tick the refusing probe went out), to set beside the measured `late`
+self_late = [it["resource_servers"]["rs"]["refusal_late_ms"] for it in its
+             if it["resource_servers"]["rs"].get("refusal_late_ms") is not None]
 # the drill's CPU time (whole process: setup and reports too) per HTTP request
 # (token, first use, revocation, probes) and its share of the wall-clock time
 cpu = sum(float(x) for x in sys.argv[4].split())
@@ -231,5 +231,5 @@ echo "drill bench: columns in ms; probeiv = p99 of (first refused - last accepte
 echo "             switch lies in; srvlag99 = p99 server delay answering the last accepted probe;"
 echo "             us/req = drill CPU time per HTTP request; cpu% = drill CPU / wall time;"
 echo "             rq/s/eng = one engineer's requests/s; self99 = p99 of the drill's own report of"
-echo "             its worst probe lateness per iteration (report.json probe_late_max_ms)"
+echo "             how late the refusing probe went out (report.json refusal_late_ms)"
 echo "drill bench: largest engineer count with late, stamp err and end lag p99 < 5 ms in every run and no errors: $best"

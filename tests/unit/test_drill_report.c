@@ -160,28 +160,29 @@ END_TEST
 
 /* The run's own precision: windows [max(end, last accept), first refusal] of
  * 5 (fast, no accept after the end), 10 and 7 ms (the lingering server has
- * none); probe lateness 1, 2, 3 and 8 ms per iteration and server, at the
- * default 10 ms interval. */
+ * none); the refusing probes went out 1, 9 and 3 ms after their ticks (the
+ * lingering server's 8 ms is no refusal's), at the default 10 ms interval. */
 START_TEST(test_precision)
 {
     tt_scenario *sc = scenario();
     ck_assert_int_eq((int)sc->probe_interval_ms, 10);
     tt_drill_result *r = result(sc);
+    r->it[0].rs[0].refusal_late_ns = 1 * MS;
+    r->it[0].rs[1].refusal_late_ns = 9 * MS;
+    r->it[1].rs[0].refusal_late_ns = 3 * MS;
+    r->it[1].rs[1].refusal_late_ns = 8 * MS; /* lingering: no refusal, not counted */
     r->it[0].rs[0].probe_late_ns = 1 * MS;
-    r->it[0].rs[1].probe_late_ns = 2 * MS;
-    r->it[1].rs[0].probe_late_ns = 3 * MS;
-    r->it[1].rs[1].probe_late_ns = 8 * MS;
     ck_assert_int_eq(tt_drill_evaluate(r), 4);
     tt_drill_precision p;
     ck_assert_int_eq(tt_drill_get_precision(r, &p), 0);
-    ck_assert_int_eq(p.probes, 4);
-    ck_assert(fabs(p.late_p50_ms - 2.5) < 1e-9);
-    ck_assert(fabs(p.late_p99_ms - 7.85) < 1e-9);
-    ck_assert(fabs(p.late_max_ms - 8) < 1e-9);
+    ck_assert_int_eq(p.probes, 3);
+    ck_assert(fabs(p.late_p50_ms - 3) < 1e-9);
+    ck_assert(fabs(p.late_p99_ms - 8.88) < 1e-9);
+    ck_assert(fabs(p.late_max_ms - 9) < 1e-9);
     ck_assert_int_eq(p.windows, 3);
     ck_assert(fabs(p.window_p50_ms - 7) < 1e-9);
     ck_assert(fabs(p.window_p99_ms - 9.94) < 1e-9);
-    ck_assert_int_eq(p.behind, 1); /* 7.85 >= 10 / 2 */
+    ck_assert_int_eq(p.behind, 1); /* 8.88 >= 10 / 2 */
 
     json_t *j = tt_drill_report_json(r);
     ck_assert_ptr_nonnull(j);
@@ -191,10 +192,13 @@ START_TEST(test_precision)
     json_t *m = json_object_get(json_object_get(j, "metrics"), "propagation_window_ms{slow}");
     ck_assert_int_eq(json_integer_value(json_object_get(m, "count")), 1);
     ck_assert(fabs(json_real_value(json_object_get(m, "max")) - 10) < 1e-6);
+    m = json_object_get(json_object_get(j, "metrics"), "probe_lateness_ms{slow}");
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "count")), 1);
     json_t *it0 = json_array_get(json_object_get(j, "iterations"), 0);
     json_t *fast = json_object_get(json_object_get(it0, "resource_servers"), "fast");
     ck_assert(fabs(json_real_value(json_object_get(fast, "window_ms")) - 5) < 1e-6);
     ck_assert(fabs(json_real_value(json_object_get(fast, "probe_late_max_ms")) - 1) < 1e-6);
+    ck_assert(fabs(json_real_value(json_object_get(fast, "refusal_late_ms")) - 1) < 1e-6);
     json_t *it1 = json_array_get(json_object_get(j, "iterations"), 1);
     json_t *slow = json_object_get(json_object_get(it1, "resource_servers"), "slow");
     ck_assert(json_is_null(json_object_get(slow, "window_ms")));
@@ -208,15 +212,15 @@ START_TEST(test_precision)
     ck_assert(strstr(buf, "The drill fell behind its probe grid") != NULL);
     free(buf);
 
-    /* within half the interval: not behind; no probes at all: nothing known */
-    r->it[1].rs[1].probe_late_ns = 3 * MS;
+    /* within half the interval: not behind; no refusal timed: nothing known */
+    r->it[0].rs[1].refusal_late_ns = 2 * MS;
     ck_assert_int_eq(tt_drill_evaluate(r), 4);
     ck_assert_int_eq(tt_drill_get_precision(r, &p), 0);
-    ck_assert(fabs(p.late_p99_ms - 3) < 1e-9);
+    ck_assert(fabs(p.late_p99_ms - 2.98) < 1e-9);
     ck_assert_int_eq(p.behind, 0);
     for (size_t i = 0; i < r->n_it; i++) {
         for (size_t k = 0; k < sc->n_rs; k++) {
-            r->it[i].rs[k].probe_late_ns = -1;
+            r->it[i].rs[k].refusal_late_ns = -1;
         }
     }
     ck_assert_int_eq(tt_drill_evaluate(r), 4);
