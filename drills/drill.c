@@ -142,6 +142,11 @@ static void print_summary(const tt_drill_result *r, int failed, const char *out,
            errors_fail ? "ERROR" : failed ? "FAIL" : "PASS", z);
     printf(" - %zu of %zu thresholds passed, %zu iterations, %zu with errors\n",
            sc->n_thr - (size_t)failed, sc->n_thr, r->n_it, errors);
+    if (sc->n_thr == 0) {
+        printf("  %swarning%s: the scenario has no thresholds, so nothing was judged: add some "
+               "(e.g. revocation_propagation_ms: [\"max < 1000\"]) for a drill that can fail\n",
+               red, z);
+    }
     for (size_t t = 0; t < sc->n_thr; t++) {
         const tt_sc_threshold *th = &sc->thr[t];
         const tt_drill_verdict *v = &r->verdict[t];
