@@ -586,7 +586,7 @@ static void body_excerpt(const request *rq, char *out, size_t outlen)
                       out, outlen);
 }
 
-/* "token request: POST <url>: HTTP 400: {body}" or the transport error. */
+/* "token request: <url>: HTTP 400: {body excerpt}" or the transport error. */
 static void describe(const request *rq, long status, CURLcode cc, char *out, size_t outlen)
 {
     if (cc != CURLE_OK) {
