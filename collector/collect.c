@@ -138,7 +138,17 @@ int tt_cmd_collect(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int use_kafka = cfg.kafka_brokers && cfg.kafka_brokers[0];
+    /* Before the store opens: a Kafka setting that cannot work (an empty
+     * broker list, a bad topic, an alias that would override ours) is a
+     * start-up error, not a collector that quietly runs without Kafka or
+     * fails every delivery. */
+    tt_kafka_opts ko = {.brokers = cfg.kafka_brokers, .topic = cfg.kafka_topic,
+                        .compression = cfg.kafka_compression, .props = &cfg.kafka_props};
+    if (tt_kafka_check_opts(&ko, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tokentrail collect: %s\n", err);
+        goto out;
+    }
+    int use_kafka = cfg.kafka_brokers != NULL;
     tt_store_opts so = {.outbox = use_kafka, .outbox_max = cfg.kafka_outbox_max};
     store = tt_store_open(cfg.db, &so, err, sizeof(err));
     if (store == NULL) {
@@ -146,8 +156,6 @@ int tt_cmd_collect(int argc, char **argv)
         goto out;
     }
     if (use_kafka) {
-        tt_kafka_opts ko = {.brokers = cfg.kafka_brokers, .topic = cfg.kafka_topic,
-                            .compression = cfg.kafka_compression, .props = &cfg.kafka_props};
         kafka = tt_kafka_start(&ko, store, err, sizeof(err));
         if (kafka == NULL) {
             tt_error("%s", err);

@@ -7,7 +7,8 @@
  * no thread waits, and each client still gets its 2xx only once its events
  * are durable. In Kafka mode
  * "durable" includes the outbox row; delivery to Kafka happens after the
- * answer (tt_kafka), and a full outbox refuses ingest with 503. */
+ * answer (tt_kafka), and a full outbox refuses new events with 503 (a
+ * request with more new events than the cap could ever hold: 413). */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -379,9 +380,8 @@ static enum MHD_Result begin_ingest(tt_server *srv, struct MHD_Connection *con, 
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long announced = cl ? strtoll(cl, NULL, 10) : 0;
     if (srv->kafka) {
-        /* Refuse before parsing when nothing could be accepted (the store
-         * checks the cap again, exactly, at commit). Read the body first, as
-         * for a late 413, so the client sees the answer. */
+        /* Refuse before parsing when nothing could be accepted. Read the
+         * body first, as for a late 413, so the client sees the answer. */
         char why[512];
         if (tt_kafka_failed(srv->kafka, why, sizeof(why))) {
             rq->deferred_status = 503;
@@ -389,13 +389,9 @@ static enum MHD_Result begin_ingest(tt_server *srv, struct MHD_Connection *con, 
                      "kafka producer failed; the collector is shutting down");
             return MHD_YES;
         }
-        if (tt_store_outbox_full(srv->store)) {
-            rq->deferred_status = 503;
-            snprintf(rq->deferred_msg, sizeof(rq->deferred_msg),
-                     TT_STORE_OUTBOX_FULL ": Kafka is not taking events; nothing was accepted, "
-                     "retry later");
-            return MHD_YES;
-        }
+        /* No early refusal when the outbox is full: only new events count
+         * against the cap, and a retry of stored events must still get its
+         * 200 (duplicates). The store applies the cap at commit. */
     }
     if (rq->inflate == NULL && announced > srv->max_body) {
         char msg[160];
@@ -490,6 +486,15 @@ static enum MHD_Result answer_ingest(tt_server *srv, struct MHD_Connection *con,
     default:
         status = 503;
         break;
+    }
+    if (s == TT_INGEST_STORE_FAILED &&
+        strncmp(rq->store_err, TT_STORE_OUTBOX_TOO_BIG, strlen(TT_STORE_OUTBOX_TOO_BIG)) == 0) {
+        /* More new events than the outbox cap could ever hold: a retry would
+         * fail the same way, so this is the client's to fix (413), not 503. */
+        tt_buf_free(&resp);
+        char msg[320];
+        snprintf(msg, sizeof(msg), "%s; nothing was accepted", rq->store_err);
+        return reply_error(con, rq, 413, msg);
     }
     tt_buf_adds(&resp, "\n");
     enum MHD_Result ret = reply(con, rq, status, "application/json", resp.data, resp.len);

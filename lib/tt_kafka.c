@@ -21,9 +21,15 @@ static const struct {
     const char *key;
     const char *value;
     const char *also_ok;
+    const char *why;
 } required_props[] = {
-    {"enable.idempotence", "true", "true"},
-    {"acks", "all", "-1"},
+    {"enable.idempotence", "true", "true",
+     "no event may be lost or doubled by a producer retry"},
+    {"acks", "all", "-1", "no event may be lost or doubled by a producer retry"},
+    /* A key must always map to the same partition, or its events lose their
+     * order (and the Java clients' mapping, which consumers may rely on). */
+    {"partitioner", "murmur2_random", "murmur2_random",
+     "a key must always land on the same partition, or its events lose their order"},
 };
 
 /* Backoff between re-production attempts after delivery errors. */
@@ -57,8 +63,17 @@ struct tt_kafka {
     int64_t *acks;             /* delivered seqs not yet handed to the store */
     size_t n_acks, cap_acks;
     int rewind;                /* delivery errors: re-produce from rewind_to */
+    int rewind_waits;          /* ... after the backoff (a retriable error) */
     int64_t rewind_to;
     int64_t retry_at_ns;
+    /* Dead letters. A permanent per-message error fails the whole batch the
+     * message was in (librdkafka 2.0 has no per-record errors), so it does
+     * not say which event is bad: the failed events up to suspect_hi are
+     * produced again one at a time (isolate_until), and an event that fails
+     * alone is the bad one. */
+    int64_t suspect_hi;        /* highest seq failed by a permanent error */
+    int64_t isolate_until;     /* produce one at a time while cursor < this */
+    int64_t alone_seq;         /* the event produced alone, awaiting its report */
     int64_t backoff_ms;
     int64_t next_probe_ns;
 
@@ -71,6 +86,9 @@ struct tt_kafka {
     err_count errs[TT_KAFKA_MAX_ERROR_CODES];
     size_t n_errs;
     uint64_t errs_other;
+    err_count dead[TT_KAFKA_MAX_ERROR_CODES];  /* dead letters by code (emu) */
+    size_t n_dead;
+    uint64_t dead_other;
 };
 
 static int64_t load64(const int64_t *p)
@@ -147,36 +165,190 @@ rd_kafka_conf_t *tt_kafka_conf_new(const char *brokers, const tt_strlist *props,
     return conf;
 }
 
+int tt_kafka_topic_check(const char *topic, char *err, size_t errlen)
+{
+    size_t n = topic ? strlen(topic) : 0;
+    if (n == 0) {
+        snprintf(err, errlen, "kafka.topic: is empty");
+        return -1;
+    }
+    if (n > TT_KAFKA_MAX_TOPIC_LEN) {
+        snprintf(err, errlen, "kafka.topic: %zu characters; Kafka allows at most %d", n,
+                 TT_KAFKA_MAX_TOPIC_LEN);
+        return -1;
+    }
+    if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0) {
+        snprintf(err, errlen, "kafka.topic: '%s' is not a legal Kafka topic name", topic);
+        return -1;
+    }
+    size_t bad = strspn(topic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789._-");
+    if (bad < n) {
+        snprintf(err, errlen, "kafka.topic: '%.64s' is not a legal Kafka topic name (character "
+                 "%zu; use only a-z, A-Z, 0-9, '.', '_' and '-')", topic, bad + 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* The value of `key` in props ("key=value" pairs), or NULL. The last one
+ * wins, as it would in librdkafka. */
+static const char *prop_value(const tt_strlist *props, const char *key)
+{
+    const char *v = NULL;
+    size_t kl = strlen(key);
+    for (size_t i = 0; props && i < props->n; i++) {
+        if (strncmp(props->v[i], key, kl) == 0 && props->v[i][kl] == '=') {
+            v = props->v[i] + kl + 1;
+        }
+    }
+    return v;
+}
+
+/* librdkafka names for settings tokentrail has a key of its own for: set
+ * beside (or instead of) ours they would silently win, since kafka.* is
+ * applied last. */
+static const struct {
+    const char *alias;
+    const char *ours;
+} aliased_props[] = {
+    {"bootstrap.servers", "kafka.brokers"},
+    {"metadata.broker.list", "kafka.brokers"},
+    {"compression.type", "kafka.compression"},
+    {"compression.codec", "kafka.compression"},
+};
+
+int tt_kafka_check_opts(const tt_kafka_opts *opts, char *err, size_t errlen)
+{
+    const tt_strlist *props = opts->props;
+    for (size_t a = 0; a < sizeof(aliased_props) / sizeof(aliased_props[0]); a++) {
+        if (prop_value(props, aliased_props[a].alias) != NULL) {
+            snprintf(err, errlen, "kafka.%s: an alias of %s, which tokentrail sets itself; "
+                     "set %s only", aliased_props[a].alias, aliased_props[a].ours,
+                     aliased_props[a].ours);
+            return -1;
+        }
+    }
+    if (opts->brokers == NULL) {
+        return 0; /* Kafka off: nothing else applies */
+    }
+    if (opts->brokers[0] == '\0') {
+        snprintf(err, errlen, "kafka.brokers: is empty");
+        return -1;
+    }
+    if (tt_kafka_topic_check(opts->topic ? opts->topic : TT_KAFKA_DEFAULT_TOPIC, err, errlen) !=
+        0) {
+        return -1;
+    }
+    for (size_t r = 0; r < sizeof(required_props) / sizeof(required_props[0]); r++) {
+        const char *v = prop_value(props, required_props[r].key);
+        if (v != NULL && strcmp(v, required_props[r].value) != 0 &&
+            strcmp(v, required_props[r].also_ok) != 0) {
+            snprintf(err, errlen, "kafka.%s: must be %s (%s)", required_props[r].key,
+                     required_props[r].value, required_props[r].why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One more of `code` in a table of counts by error code (k->emu held). */
+static void count_code(err_count *tab, size_t *n, uint64_t *other, rd_kafka_resp_err_t code)
+{
+    size_t i = 0;
+    while (i < *n && tab[i].code != (int)code) {
+        i++;
+    }
+    if (i == *n && *n < TT_KAFKA_MAX_ERROR_CODES) {
+        tab[(*n)++] = (err_count){(int)code, 0};
+    }
+    if (i < *n) {
+        tab[i].n++;
+    } else {
+        (*other)++;
+    }
+}
+
 static void count_error(tt_kafka *k, rd_kafka_resp_err_t code)
 {
     pthread_mutex_lock(&k->emu);
-    size_t i = 0;
-    while (i < k->n_errs && k->errs[i].code != (int)code) {
-        i++;
-    }
-    if (i == k->n_errs && k->n_errs < TT_KAFKA_MAX_ERROR_CODES) {
-        k->errs[k->n_errs++] = (err_count){(int)code, 0};
-    }
-    if (i < k->n_errs) {
-        k->errs[i].n++;
-    } else {
-        k->errs_other++;
-    }
+    count_code(k->errs, &k->n_errs, &k->errs_other, code);
     pthread_mutex_unlock(&k->emu);
 }
 
+/* Errors that condemn one message and that no retry can fix: librdkafka
+ * fails them at once (not retriable) and the broker would reject the same
+ * bytes again. Errors that concern the cluster, the topic or the producer
+ * (authorisation, unknown topic, timeouts, ...) are not here: they are
+ * retried, since every other event would fail the same way. */
+int tt_kafka_err_is_per_message(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    /* The broker's max.message.bytes, and (from rd_kafka_producev) the
+     * client's message.max.bytes. */
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:        /* message.timestamp.*.max.ms */
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:           /* e.g. broker-side validation */
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:              /* Kafka's CORRUPT_MESSAGE */
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Give up on one event for good (relay thread): count it, log it once, and
+ * have the store move it from the outbox to outbox_dead. */
+static void dead_letter(tt_kafka *k, int64_t seq, const char *source, const char *id,
+                        rd_kafka_resp_err_t err)
+{
+    pthread_mutex_lock(&k->emu);
+    count_code(k->dead, &k->n_dead, &k->dead_other, err);
+    pthread_mutex_unlock(&k->emu);
+    tt_error("kafka: event %s (source %s, seq %lld) rejected for good: %s (%s); moved from the "
+             "outbox to outbox_dead, delivery of the others goes on", id ? id : "?",
+             source ? source : "?", (long long)seq, rd_kafka_err2name(err),
+             rd_kafka_err2str(err));
+    if (tt_store_outbox_dead(k->store, seq, rd_kafka_err2name(err)) != 0) {
+        tt_warn("kafka: event seq %lld could not be moved to outbox_dead; it is produced again "
+                "at the next start", (long long)seq);
+    }
+}
+
 /* Something failed for the event with this seq: after everything in flight
- * has reported, start producing again from there (relay thread). */
-static void schedule_rewind(tt_kafka *k, int64_t seq)
+ * has reported, start producing again from there (relay thread). With wait
+ * (a retriable error) only after the backoff; a permanent error in a batch
+ * is looked into at once (the events are produced one at a time). */
+static void schedule_rewind(tt_kafka *k, int64_t seq, int wait)
 {
     if (!k->rewind || seq - 1 < k->rewind_to) {
         k->rewind_to = seq - 1;
     }
     if (!k->rewind) {
         k->rewind = 1;
+        k->rewind_waits = 0;
+        k->retry_at_ns = tt_time_mono_ns();
+    }
+    if (wait && !k->rewind_waits) {
+        k->rewind_waits = 1;
         k->retry_at_ns = tt_time_mono_ns() + k->backoff_ms * 1000000;
         k->backoff_ms = k->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : k->backoff_ms * 2;
     }
+}
+
+/* The value of header `name` of a produced message, NUL-terminated in buf. */
+static const char *msg_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t n)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL) {
+        return NULL;
+    }
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), (const char *)v);
+    return buf;
 }
 
 /* Delivery report, served by rd_kafka_poll/flush in the relay thread. */
@@ -187,6 +359,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     int64_t seq = (int64_t)(intptr_t)m->_private;
     __atomic_fetch_sub(&k->in_flight, 1, __ATOMIC_RELAXED);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (seq == k->alone_seq) {
+            k->alone_seq = 0;
+        }
         if (k->n_acks == k->cap_acks) {
             size_t cap = k->cap_acks ? k->cap_acks * 2 : 4096;
             int64_t *a = realloc(k->acks, cap * sizeof(*a));
@@ -209,11 +384,34 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return; /* our own purge at shutdown: still in the outbox */
     }
     count_error(k, m->err);
+    int alone = seq == k->alone_seq;
+    if (alone) {
+        k->alone_seq = 0;
+    }
+    if (tt_kafka_err_is_per_message(m->err)) {
+        if (alone) {
+            /* It failed in a batch of its own: this event is the bad one. */
+            char id[256], source[256];
+            dead_letter(k, seq, msg_header(m, "ce_source", source, sizeof(source)),
+                        msg_header(m, "ce_id", id, sizeof(id)), m->err);
+            return;
+        }
+        if (!k->rewind) {
+            tt_warn("kafka: delivery of event seq %lld failed: %s; that error condemns one "
+                    "message of its batch: producing the failed events again one at a time",
+                    (long long)seq, rd_kafka_err2str(m->err));
+        }
+        if (seq > k->suspect_hi) {
+            k->suspect_hi = seq;
+        }
+        schedule_rewind(k, seq, 0);
+        return;
+    }
     if (!k->rewind) {
         tt_warn("kafka: delivery of event seq %lld failed: %s; it stays in the outbox and is "
                 "produced again", (long long)seq, rd_kafka_err2str(m->err));
     }
-    schedule_rewind(k, seq);
+    schedule_rewind(k, seq, 1);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -252,6 +450,9 @@ static int produce_row(void *ctx, const tt_outbox_row *r)
             RD_KAFKA_V_HEADER("ce_source", r->source, -1),
             RD_KAFKA_V_OPAQUE((void *)(intptr_t)r->seq), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (k->cursor < k->isolate_until) {
+                k->alone_seq = r->seq;
+            }
             k->cursor = r->seq;
             __atomic_fetch_add(&k->in_flight, 1, __ATOMIC_RELAXED);
             tt_counter_add(&k->produced, 1);
@@ -267,9 +468,16 @@ static int produce_row(void *ctx, const tt_outbox_row *r)
             return 1;
         }
         count_error(k, e);
+        if (tt_kafka_err_is_per_message(e)) {
+            /* librdkafka refused this message itself (e.g. over
+             * message.max.bytes): no batch involved, it is the bad one. */
+            dead_letter(k, r->seq, r->source, r->id, e);
+            k->cursor = r->seq;
+            return 0;
+        }
         tt_warn("kafka: cannot produce event seq %lld: %s; it stays in the outbox",
                 (long long)r->seq, rd_kafka_err2str(e));
-        schedule_rewind(k, r->seq);
+        schedule_rewind(k, r->seq, 1);
         return 1;
     }
 }
@@ -296,6 +504,14 @@ static int64_t produce_some(tt_kafka *k)
     int64_t room = TT_KAFKA_MAX_UNACKED - unacked;
     if (room <= 0 || tt_store_outbox_last_seq(k->store) <= k->cursor) {
         return 0;
+    }
+    if (k->cursor < k->isolate_until) {
+        /* Looking for the event a permanent error was about: one at a time,
+         * each in a batch of its own, the next only after its report. */
+        if (load64(&k->in_flight) > 0) {
+            return 0;
+        }
+        room = 1;
     }
     int64_t before = tt_counter_get(&k->produced);
     char err[256];
@@ -346,7 +562,17 @@ static void *relay_main(void *arg)
         if (k->rewind && load64(&k->in_flight) == 0 && tt_time_mono_ns() >= k->retry_at_ns) {
             /* Deletions first, so delivered events are not read again. */
             hand_acks(k, 1);
-            tt_info("kafka: producing the outbox again from seq %lld", (long long)k->rewind_to + 1);
+            if (k->suspect_hi > k->isolate_until) {
+                k->isolate_until = k->suspect_hi;
+            }
+            k->suspect_hi = 0;
+            if (k->isolate_until > k->rewind_to) {
+                tt_info("kafka: producing the outbox again from seq %lld (one at a time up to "
+                        "seq %lld)", (long long)k->rewind_to + 1, (long long)k->isolate_until);
+            } else {
+                tt_info("kafka: producing the outbox again from seq %lld",
+                        (long long)k->rewind_to + 1);
+            }
             k->cursor = k->rewind_to;
             k->rewind = 0;
         }
@@ -386,24 +612,14 @@ tt_kafka *tt_kafka_start(const tt_kafka_opts *opts, tt_store *store, char *err, 
     k->store = store;
     k->backoff_ms = RETRY_MIN_MS;
     snprintf(k->topic, sizeof(k->topic), "%s", opts->topic ? opts->topic : TT_KAFKA_DEFAULT_TOPIC);
-    if (k->topic[0] == '\0') {
-        snprintf(err, errlen, "kafka.topic: is empty");
+    if (opts->brokers == NULL) {
+        snprintf(err, errlen, "kafka.brokers: is empty");
         tt_kafka_stop(k, 0);
         return NULL;
     }
-    for (size_t i = 0; opts->props && i < opts->props->n; i++) {
-        for (size_t r = 0; r < sizeof(required_props) / sizeof(required_props[0]); r++) {
-            size_t kl = strlen(required_props[r].key);
-            const char *kv = opts->props->v[i];
-            if (strncmp(kv, required_props[r].key, kl) == 0 && kv[kl] == '=' &&
-                strcmp(kv + kl + 1, required_props[r].value) != 0 &&
-                strcmp(kv + kl + 1, required_props[r].also_ok) != 0) {
-                snprintf(err, errlen, "kafka.%s: must be %s (no event may be lost or doubled "
-                         "by a producer retry)", required_props[r].key, required_props[r].value);
-                tt_kafka_stop(k, 0);
-                return NULL;
-            }
-        }
+    if (tt_kafka_check_opts(opts, err, errlen) != 0) {
+        tt_kafka_stop(k, 0);
+        return NULL;
     }
     char sizebuf[32];
     snprintf(sizebuf, sizeof(sizebuf), "%d", TT_KAFKA_MAX_UNACKED + 1000);
@@ -415,9 +631,6 @@ tt_kafka *tt_kafka_start(const tt_kafka_opts *opts, tt_store *store, char *err, 
          * outage and re-producing them later could reorder a token's events
          * (docs/kafka.md). The outbox cap bounds what waits. */
         {"message.timeout.ms", "0"},
-        /* Java clients' partitioner: the same key lands on the same
-         * partition whichever client produced it. */
-        {"partitioner", "murmur2_random"},
         {"linger.ms", "5"},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -486,6 +699,11 @@ tt_kafka *tt_kafka_start(const tt_kafka_opts *opts, tt_store *store, char *err, 
         return NULL;
     }
     k->started = 1;
+    int64_t dead = tt_store_outbox_dead_count(store);
+    if (dead > 0) {
+        tt_warn("kafka: %lld events in outbox_dead were rejected by Kafka for good and are not "
+                "produced (docs/kafka.md, dead letters)", (long long)dead);
+    }
     return k;
 }
 
@@ -528,7 +746,7 @@ void tt_kafka_render_metrics(tt_kafka *k, tt_buf *b)
                   (unsigned long long)tt_counter_get(&k->delivered));
     tt_metrics_family(b, "tokentrail_kafka_delivery_errors_total", "counter",
                       "Failed deliveries and productions, by librdkafka error code; the events "
-                      "stay in the outbox and are produced again.");
+                      "are produced again, or dead-lettered when the error condemns them.");
     pthread_mutex_lock(&k->emu);
     for (size_t i = 0; i < k->n_errs; i++) {
         tt_buf_printf(b, "tokentrail_kafka_delivery_errors_total{code=\"%s\"} %llu\n",
@@ -538,6 +756,18 @@ void tt_kafka_render_metrics(tt_kafka *k, tt_buf *b)
     if (k->errs_other > 0) {
         tt_buf_printf(b, "tokentrail_kafka_delivery_errors_total{code=\"other\"} %llu\n",
                       (unsigned long long)k->errs_other);
+    }
+    tt_metrics_family(b, "tokentrail_kafka_dead_letter_total", "counter",
+                      "Events Kafka rejected for good, by librdkafka error code; moved from the "
+                      "outbox to outbox_dead.");
+    for (size_t i = 0; i < k->n_dead; i++) {
+        tt_buf_printf(b, "tokentrail_kafka_dead_letter_total{code=\"%s\"} %llu\n",
+                      rd_kafka_err2name((rd_kafka_resp_err_t)k->dead[i].code),
+                      (unsigned long long)k->dead[i].n);
+    }
+    if (k->dead_other > 0) {
+        tt_buf_printf(b, "tokentrail_kafka_dead_letter_total{code=\"other\"} %llu\n",
+                      (unsigned long long)k->dead_other);
     }
     pthread_mutex_unlock(&k->emu);
     tt_metrics_family(b, "tokentrail_kafka_delivery_duration_seconds", "histogram",
@@ -558,8 +788,12 @@ void tt_kafka_render_metrics(tt_kafka *k, tt_buf *b)
                       "Age of the oldest undelivered event (0 when the outbox is empty).");
     tt_buf_printf(b, "tokentrail_outbox_oldest_age_seconds %.3f\n", st.oldest_age_ms / 1000.0);
     tt_metrics_family(b, "tokentrail_outbox_full", "gauge",
-                      "1 while the outbox is at kafka.outbox_max_events (ingest answers 503).");
+                      "1 while the outbox is at kafka.outbox_max_events (new events get 503).");
     tt_buf_printf(b, "tokentrail_outbox_full %d\n", st.outbox_full);
+    tt_metrics_family(b, "tokentrail_outbox_dead_events", "gauge",
+                      "Events Kafka rejected for good, kept in outbox_dead (dead letters).");
+    tt_buf_printf(b, "tokentrail_outbox_dead_events %lld\n",
+                  (long long)tt_store_outbox_dead_count(k->store));
 }
 
 int64_t tt_kafka_stop(tt_kafka *k, int64_t timeout_ms)

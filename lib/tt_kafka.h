@@ -22,6 +22,8 @@
 #define TT_KAFKA_READ_BATCH 2000
 /* /readyz says "degraded" once the oldest undelivered event is this old. */
 #define TT_KAFKA_DEGRADED_AGE_MS 5000
+/* Kafka's limit on topic names (legal characters: a-z A-Z 0-9 . _ -). */
+#define TT_KAFKA_MAX_TOPIC_LEN 249
 /* Distinct delivery error codes counted by name; the rest count as "other". */
 #define TT_KAFKA_MAX_ERROR_CODES 32
 
@@ -48,6 +50,27 @@ typedef struct tt_kafka_status {
  * err = "kafka.KEY: why", naming the key as it is written in a config file. */
 int tt_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
                       size_t errlen);
+
+/* 0 if topic is a legal Kafka topic name (1..TT_KAFKA_MAX_TOPIC_LEN of
+ * [a-zA-Z0-9._-], not "." or ".."), else -1 with err = "kafka.topic: why". */
+int tt_kafka_topic_check(const char *topic, char *err, size_t errlen);
+
+/* The start-up checks of tt_kafka_start, without starting anything: no
+ * kafka.* alias of a key tokentrail sets itself (kafka.bootstrap.servers,
+ * kafka.metadata.broker.list beside kafka.brokers; kafka.compression.type,
+ * kafka.compression.codec beside kafka.compression), a non-empty broker
+ * list, a legal topic, and no kafka.acks, kafka.enable.idempotence or
+ * kafka.partitioner that contradicts what the guarantee needs. With
+ * opts->brokers NULL (Kafka off) only the aliases are checked: a
+ * kafka.bootstrap.servers without kafka.brokers would leave Kafka silently
+ * off. Returns 0, or -1 with err naming the key(s). Any thread. */
+int tt_kafka_check_opts(const tt_kafka_opts *opts, char *err, size_t errlen);
+
+/* 1 if a delivery (or produce) error condemns the message itself and no
+ * retry can fix it (MSG_SIZE_TOO_LARGE, INVALID_TIMESTAMP, INVALID_RECORD,
+ * INVALID_MSG = Kafka's CORRUPT_MESSAGE, RECORD_LIST_TOO_LARGE):
+ * such an event becomes a dead letter instead of blocking the outbox. */
+int tt_kafka_err_is_per_message(rd_kafka_resp_err_t err);
 
 /* A librdkafka configuration: bootstrap.servers = brokers, then every
  * "key=value" of props, with log_cb routed into tt_log. Returns NULL with err

@@ -42,6 +42,7 @@ typedef struct store_job {
     pthread_cond_t cv;
     int done;
     int rc;
+    int refused;          /* writer: left out of the group by the outbox cap */
     char err[256];
     struct store_job *next;
 } store_job;
@@ -50,6 +51,12 @@ typedef struct store_job {
 typedef struct ack_range {
     int64_t lo, hi;
 } ack_range;
+
+/* Kafka rejected the event with this seq for good: move it to outbox_dead. */
+typedef struct dead_entry {
+    int64_t seq;
+    char error[64];           /* librdkafka error name */
+} dead_entry;
 
 struct tt_store {
     sqlite3 *db;
@@ -76,14 +83,19 @@ struct tt_store {
     int64_t outbox_max;
     sqlite3_stmt *ob_fill;    /* queue every event inserted by this group */
     sqlite3_stmt *ob_del;     /* delete a delivered range */
+    sqlite3_stmt *ob_bury;    /* copy an outbox row into outbox_dead */
+    sqlite3_stmt *ob_dead_n;  /* count outbox_dead */
     int64_t max_seq;          /* writer thread only: highest events.seq */
     int64_t ob_last;          /* (mu) highest outbox seq committed */
     int64_t ob_depth;         /* (mu) outbox rows committed */
-    int64_t queued_rows;      /* (mu) rows in jobs not committed yet */
     pthread_cond_t ob_cv;     /* (mu) ob_last grew, or closing */
     ack_range *acks;          /* (mu) delivered ranges waiting for a commit */
     size_t n_acks, cap_acks;
-    int64_t acks_pending;     /* (mu) seqs in acks plus those being committed */
+    dead_entry *dead;         /* (mu) rejected events waiting for a commit */
+    size_t n_dead, cap_dead;
+    int64_t ob_dead;          /* (mu) rows in outbox_dead */
+    int64_t acks_pending;     /* (mu) seqs in acks and dead, plus those being
+                                 committed */
     pthread_cond_t ack_cv;    /* (mu) a commit with deletions finished */
     /* A read connection of its own for the relay and the outbox gauges, so
      * they never wait for the writer (WAL readers see the last commit). */
@@ -142,6 +154,10 @@ static const char *const schema_sql =
     /* Kafka mode: one row per event not yet acknowledged by Kafka. Created
      * in every database so that switching modes needs no migration. */
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY);"
+    /* Events Kafka rejected for good (docs/kafka.md, dead letters): out of
+     * the outbox so they block nothing; the event stays in events. */
+    "CREATE TABLE IF NOT EXISTS outbox_dead (seq INTEGER PRIMARY KEY,"
+    " error TEXT NOT NULL, failed_at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -196,7 +212,13 @@ static int prepare_statements(tt_store *s)
                            " ORDER BY seq", -1, SQLITE_PREPARE_PERSISTENT, &s->ob_fill,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(s->db, "DELETE FROM outbox WHERE seq BETWEEN ?1 AND ?2", -1,
-                           SQLITE_PREPARE_PERSISTENT, &s->ob_del, NULL) != SQLITE_OK) {
+                           SQLITE_PREPARE_PERSISTENT, &s->ob_del, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db,
+                           "INSERT OR REPLACE INTO outbox_dead(seq, error, failed_at)"
+                           " SELECT seq, ?2, ?3 FROM outbox WHERE seq = ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->ob_bury, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(s->db, "SELECT count(*) FROM outbox_dead", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->ob_dead_n, NULL) != SQLITE_OK) {
         return -1;
     }
     return 0;
@@ -219,7 +241,8 @@ static int open_outbox(tt_store *s, char *err, size_t errlen)
     s->max_seq = query_int(s->db, "SELECT coalesce(max(seq),0) FROM events");
     s->ob_depth = query_int(s->db, "SELECT count(*) FROM outbox");
     s->ob_last = query_int(s->db, "SELECT coalesce(max(seq),0) FROM outbox");
-    if (s->max_seq < 0 || s->ob_depth < 0 || s->ob_last < 0) {
+    s->ob_dead = query_int(s->db, "SELECT count(*) FROM outbox_dead");
+    if (s->max_seq < 0 || s->ob_depth < 0 || s->ob_last < 0 || s->ob_dead < 0) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(s->db));
         return -1;
     }
@@ -554,16 +577,34 @@ static int attribute_chunk(tt_store *s, tt_store_row **rows, int n, char *err, s
     return 0;
 }
 
+/* What one group transaction did to the outbox. */
+typedef struct group_result {
+    int64_t added, deleted, new_max;
+    int64_t dead_total;       /* rows in outbox_dead after it; -1: unchanged */
+} group_result;
+
+/* The outbox work a group commit carries besides its events. */
+typedef struct outbox_work {
+    const ack_range *acks;    /* delivered: delete */
+    size_t n_acks;
+    const dead_entry *dead;   /* rejected for good: move to outbox_dead */
+    size_t n_dead;
+} outbox_work;
+
 /* The outbox part of a group's transaction: queue every event this group
  * inserted (they are exactly the rows above max_seq: this connection is the
- * only writer and new rowids are max+1), and delete delivered ranges.
- * Returns 0 or -1; *added, *deleted and *new_max say what changed. */
-static int outbox_group(tt_store *s, const ack_range *acks, size_t n_acks, int64_t *added,
-                        int64_t *deleted, int64_t *new_max, char *err, size_t errlen)
+ * only writer and new rowids are max+1), delete delivered ranges and move
+ * rejected events to outbox_dead. Returns 0 or -1; gr says what changed. */
+static int outbox_group(tt_store *s, const outbox_work *w, group_result *gr, int64_t now,
+                        char *err, size_t errlen)
 {
+    int64_t *added = &gr->added, *deleted = &gr->deleted, *new_max = &gr->new_max;
+    const ack_range *acks = w->acks;
+    size_t n_acks = w->n_acks;
     *added = 0;
     *deleted = 0;
     *new_max = s->max_seq;
+    gr->dead_total = -1;
     if (s->outbox) {
         sqlite3_bind_int64(s->ob_fill, 1, s->max_seq);
         if (step_done(s, s->ob_fill, err, errlen) != 0) {
@@ -581,6 +622,23 @@ static int outbox_group(tt_store *s, const ack_range *acks, size_t n_acks, int64
             return -1;
         }
         *deleted += sqlite3_changes(s->db);
+    }
+    for (size_t i = 0; i < w->n_dead; i++) {
+        sqlite3_bind_int64(s->ob_bury, 1, w->dead[i].seq);
+        sqlite3_bind_text(s->ob_bury, 2, w->dead[i].error, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ob_bury, 3, now);
+        sqlite3_bind_int64(s->ob_del, 1, w->dead[i].seq);
+        sqlite3_bind_int64(s->ob_del, 2, w->dead[i].seq);
+        if (step_done(s, s->ob_bury, err, errlen) != 0 ||
+            step_done(s, s->ob_del, err, errlen) != 0) {
+            return -1;
+        }
+        *deleted += sqlite3_changes(s->db);
+    }
+    if (w->n_dead > 0) {
+        int rc = sqlite3_step(s->ob_dead_n);
+        gr->dead_total = rc == SQLITE_ROW ? sqlite3_column_int64(s->ob_dead_n, 0) : -1;
+        sqlite3_reset(s->ob_dead_n);
     }
     return 0;
 }
@@ -605,16 +663,69 @@ static int insert_rows(tt_store *s, int k, tt_store_row **rows, int64_t now, cha
     return attribute_chunk(s, rows, n, err, errlen);
 }
 
-/* What one group transaction did to the outbox. */
-typedef struct group_result {
-    int64_t added, deleted, new_max;
-} group_result;
+/* The outbox cap, counted on new events only. Inside the group's
+ * transaction, after its inserts, a job's TT_STORE_INSERTED rows are exactly
+ * the events it adds to the outbox; duplicates add nothing. When the group
+ * would take the outbox past outbox_max, jobs are refused whole, in queue
+ * order, until the rest fits: TT_STORE_OUTBOX_FULL (retry later), or
+ * TT_STORE_OUTBOX_TOO_BIG for a job with more new events than the cap could
+ * ever hold. A job of duplicates only always passes: a client's retry of
+ * stored events gets its answer however full the outbox is. Deliveries
+ * committed in this same group are not counted as room (conservative: they
+ * make room for the next group). Returns 1 when a job was refused (the
+ * caller rolls back and writes the group again without it), else 0. Writer
+ * thread (the only one that changes ob_depth, so it reads it unlocked). */
+static int admit_jobs(tt_store *s, store_job *jobs)
+{
+    if (!s->outbox || s->outbox_max <= 0) {
+        return 0;
+    }
+    int64_t total = 0;
+    for (store_job *j = jobs; j; j = j->next) {
+        for (size_t i = 0; !j->refused && i < j->n; i++) {
+            total += j->rows[i].result == TT_STORE_INSERTED;
+        }
+    }
+    int64_t room = s->outbox_max - s->ob_depth;
+    if (total <= room) {
+        return 0;
+    }
+    int64_t used = 0;
+    int refused = 0;
+    for (store_job *j = jobs; j; j = j->next) {
+        int64_t fresh = 0;
+        for (size_t i = 0; !j->refused && i < j->n; i++) {
+            fresh += j->rows[i].result == TT_STORE_INSERTED;
+        }
+        if (fresh == 0) {
+            continue;
+        }
+        if (fresh > s->outbox_max) {
+            snprintf(j->err, sizeof(j->err),
+                     TT_STORE_OUTBOX_TOO_BIG ": %lld new events in one request, more than "
+                     "kafka.outbox_max_events (%lld) can ever hold; send them in smaller "
+                     "requests", (long long)fresh, (long long)s->outbox_max);
+        } else if (used + fresh > room) {
+            snprintf(j->err, sizeof(j->err),
+                     TT_STORE_OUTBOX_FULL ": %lld events wait for Kafka "
+                     "(kafka.outbox_max_events %lld)", (long long)s->ob_depth,
+                     (long long)s->outbox_max);
+        } else {
+            used += fresh;
+            continue;
+        }
+        j->refused = 1;
+        refused = 1;
+    }
+    return refused;
+}
 
-/* Insert every row of a group inside one transaction, CHUNK_ROWS rows per
- * statement and the remainder one by one, plus the outbox work. Returns 0 or
- * -1 (then nothing of it was committed). */
-static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size_t n_acks,
-                       group_result *gr, char *err, size_t errlen)
+/* Insert every row of a group (but its refused jobs) inside one
+ * transaction, CHUNK_ROWS rows per statement and the remainder one by one,
+ * plus the outbox work. Returns 0, -1 (then nothing of it was committed), or
+ * 1 when admit_jobs refused a job: rolled back, write the group again. */
+static int write_group(tt_store *s, store_job *jobs, const outbox_work *w, group_result *gr,
+                       char *err, size_t errlen)
 {
     if (step_done(s, s->begin, err, errlen) != 0) {
         return -1;
@@ -624,7 +735,7 @@ static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size
     int n = 0;
     int rc = 0;
     for (store_job *j = jobs; j && rc == 0; j = j->next) {
-        for (size_t i = 0; i < j->n && rc == 0; i++) {
+        for (size_t i = 0; !j->refused && i < j->n && rc == 0; i++) {
             chunk[n++] = &j->rows[i];
             if (n < CHUNK_ROWS) {
                 continue;
@@ -641,16 +752,17 @@ static int write_group(tt_store *s, store_job *jobs, const ack_range *acks, size
             done += 1 << k;
         }
     }
-    if (rc == 0) {
-        rc = outbox_group(s, acks, n_acks, &gr->added, &gr->deleted, &gr->new_max, err, errlen);
+    int refused = rc == 0 && admit_jobs(s, jobs);
+    if (rc == 0 && !refused) {
+        rc = outbox_group(s, w, gr, now, err, errlen);
     }
-    if (rc == 0) {
+    if (rc == 0 && !refused) {
         rc = step_done(s, s->commit, err, errlen);
     }
-    if (rc != 0) {
+    if (rc != 0 || refused) {
         sqlite3_step(s->rollback);
         sqlite3_reset(s->rollback);
-        return -1;
+        return rc != 0 ? -1 : 1;
     }
     return 0;
 }
@@ -660,10 +772,10 @@ static void *writer_main(void *arg)
     tt_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->head == NULL && s->n_acks == 0 && !s->closing) {
+        while (s->head == NULL && s->n_acks == 0 && s->n_dead == 0 && !s->closing) {
             pthread_cond_wait(&s->work, &s->mu);
         }
-        if (s->head == NULL && s->n_acks == 0) {
+        if (s->head == NULL && s->n_acks == 0 && s->n_dead == 0) {
             break; /* closing and drained */
         }
         /* Take a group: whole jobs, up to the row cap (always at least one),
@@ -686,12 +798,21 @@ static void *writer_main(void *arg)
         size_t n_acks = s->n_acks;
         s->acks = NULL;
         s->n_acks = s->cap_acks = 0;
+        dead_entry *dead = s->dead;
+        size_t n_dead = s->n_dead;
+        s->dead = NULL;
+        s->n_dead = s->cap_dead = 0;
         pthread_mutex_unlock(&s->mu);
 
         char err[256] = "";
-        group_result gr = {0, 0, 0};
+        group_result gr = {0, 0, 0, -1};
+        outbox_work w = {acks, n_acks, dead, n_dead};
         int64_t t0 = tt_time_mono_ns();
-        int rc = write_group(s, group, acks, n_acks, &gr, err, sizeof(err));
+        int rc;
+        do {
+            /* Each pass refuses at least one more job, so this ends. */
+            rc = write_group(s, group, &w, &gr, err, sizeof(err));
+        } while (rc == 1);
         tt_hist_observe_ns(&s->commit_hist, tt_time_mono_ns() - t0);
         if (rc != 0) {
             tt_error("store commit of %zu events failed: %s", rows, err);
@@ -703,6 +824,12 @@ static void *writer_main(void *arg)
             __atomic_fetch_add(&s->commits, 1, __ATOMIC_RELAXED);
             s->max_seq = gr.new_max;
             s->ob_depth += gr.added - gr.deleted;
+            if (gr.dead_total >= 0) {
+                s->ob_dead = gr.dead_total;
+            }
+            s->acks_pending -= (int64_t)n_dead;
+            free(dead);
+            dead = NULL;
             if (gr.added > 0) {
                 s->ob_last = gr.new_max;
                 pthread_cond_broadcast(&s->ob_cv);
@@ -731,15 +858,36 @@ static void *writer_main(void *arg)
             }
             free(acks);
         }
-        s->queued_rows -= (int64_t)rows;
-        if (n_acks > 0) {
+        if (dead != NULL && !s->closing) {
+            /* Failed commit: put the rejected events back for the next one. */
+            dead_entry *merged = realloc(dead, (n_dead + s->n_dead) * sizeof(*merged));
+            if (merged) {
+                if (s->n_dead) {
+                    memcpy(merged + n_dead, s->dead, s->n_dead * sizeof(*merged));
+                }
+                free(s->dead);
+                s->dead = merged;
+                s->n_dead = s->cap_dead = n_dead + s->n_dead;
+                dead = NULL;
+            }
+        }
+        if (dead != NULL) {
+            /* Closing (or out of memory): they stay in the outbox and are
+             * produced again at the next start. */
+            s->acks_pending -= (int64_t)n_dead;
+            free(dead);
+        }
+        if (n_acks > 0 || n_dead > 0) {
             pthread_cond_broadcast(&s->ack_cv);
         }
         store_job *async_jobs = NULL;
         for (store_job *j = group, *next; j; j = next) {
             next = j->next;
-            j->rc = rc;
-            snprintf(j->err, sizeof(j->err), "%s", err);
+            /* A refused job has its own error (admit_jobs). */
+            j->rc = j->refused ? -1 : rc;
+            if (!j->refused) {
+                snprintf(j->err, sizeof(j->err), "%s", err);
+            }
             if (j->cb) {
                 j->next = async_jobs;
                 async_jobs = j;
@@ -765,7 +913,7 @@ static void *writer_main(void *arg)
 }
 
 /* Queue a job for the writer. Called with s->mu held; returns 0, or -1 with
- * err filled when the store refuses it (read-only, closing, outbox full). */
+ * err filled when the store refuses it (read-only, closing). */
 static int enqueue_locked(tt_store *s, store_job *job, char *err, size_t errlen)
 {
     if (s->readonly) {
@@ -776,14 +924,9 @@ static int enqueue_locked(tt_store *s, store_job *job, char *err, size_t errlen)
         snprintf(err, errlen, "store is shutting down");
         return -1;
     }
-    if (s->outbox && s->outbox_max > 0 &&
-        s->ob_depth + s->queued_rows + (int64_t)job->n > s->outbox_max) {
-        snprintf(err, errlen, TT_STORE_OUTBOX_FULL ": %lld events wait for Kafka "
-                 "(kafka.outbox_max_events %lld)", (long long)s->ob_depth,
-                 (long long)s->outbox_max);
-        return -1;
-    }
-    s->queued_rows += (int64_t)job->n;
+    /* No outbox cap check here: only new events count against it, and which
+     * rows are new (not duplicates) is known only once the writer inserted
+     * them (admit_jobs). */
     if (s->tail) {
         s->tail->next = job;
     } else {
@@ -946,6 +1089,8 @@ void tt_store_close(tt_store *s)
     sqlite3_finalize(s->lookup);
     sqlite3_finalize(s->ob_fill);
     sqlite3_finalize(s->ob_del);
+    sqlite3_finalize(s->ob_bury);
+    sqlite3_finalize(s->ob_dead_n);
     sqlite3_finalize(s->ob_read);
     sqlite3_finalize(s->ob_oldest);
     if (s->rdb) {
@@ -955,6 +1100,7 @@ void tt_store_close(tt_store *s)
         sqlite3_close(s->db);
     }
     free(s->acks);
+    free(s->dead);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->ob_cv);
@@ -1084,6 +1230,40 @@ int tt_store_outbox_ack(tt_store *s, int64_t *seqs, size_t n, int wait)
     return 0;
 }
 
+int tt_store_outbox_dead(tt_store *s, int64_t seq, const char *error)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closing || !s->thread_started || !s->outbox) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    if (s->n_dead == s->cap_dead) {
+        size_t cap = s->cap_dead ? s->cap_dead * 2 : 16;
+        dead_entry *d = realloc(s->dead, cap * sizeof(*d));
+        if (d == NULL) {
+            pthread_mutex_unlock(&s->mu);
+            return -1;
+        }
+        s->dead = d;
+        s->cap_dead = cap;
+    }
+    dead_entry *e = &s->dead[s->n_dead++];
+    e->seq = seq;
+    snprintf(e->error, sizeof(e->error), "%s", error ? error : "unknown");
+    s->acks_pending++;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int64_t tt_store_outbox_dead_count(tt_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t v = s->ob_dead;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
 int64_t tt_store_outbox_acks_pending(tt_store *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -1103,7 +1283,7 @@ int64_t tt_store_outbox_depth(tt_store *s)
 int tt_store_outbox_full(tt_store *s)
 {
     pthread_mutex_lock(&s->mu);
-    int full = s->outbox && s->outbox_max > 0 && s->ob_depth + s->queued_rows >= s->outbox_max;
+    int full = s->outbox && s->outbox_max > 0 && s->ob_depth >= s->outbox_max;
     pthread_mutex_unlock(&s->mu);
     return full;
 }

@@ -37,8 +37,9 @@ typedef struct tt_store_opts {
     /* Kafka mode: every inserted event also gets an outbox row in the same
      * transaction, deleted only once Kafka acknowledged it (docs/kafka.md). */
     int outbox;
-    int64_t outbox_max;         /* with outbox: writes that would hold more
-                                   undelivered events fail; <= 0 = no cap */
+    int64_t outbox_max;         /* with outbox: writes whose new events would
+                                   take the outbox past this fail (see
+                                   TT_STORE_OUTBOX_FULL); <= 0 = no cap */
 } tt_store_opts;
 
 /* Open (creating the schema when writable) and, when writable, start the
@@ -60,8 +61,9 @@ typedef void (*tt_store_done_cb)(void *arg, int rc, const char *err);
 /* Like tt_store_write, but does not wait: the rows join the next group commit
  * and cb(arg, ...) reports the outcome. rows must stay valid until then.
  * Returns 0 when queued (cb will be called exactly once), or -1 with err
- * filled when refused at once (read-only, closing, outbox full; cb is not
- * called). n must be > 0. */
+ * filled when refused at once (read-only, closing; cb is not called). The
+ * outbox cap is applied at commit: cb then reports -1 with
+ * TT_STORE_OUTBOX_FULL or TT_STORE_OUTBOX_TOO_BIG. n must be > 0. */
 int tt_store_submit(tt_store *s, tt_store_row *rows, size_t n, tt_store_done_cb cb, void *arg,
                     char *err, size_t errlen);
 
@@ -100,8 +102,14 @@ int64_t tt_store_query_events(tt_store *s, const tt_store_query *q,
  * back the seqs Kafka acknowledged; the writer deletes them in its next group
  * commit. */
 
-/* Message the write functions put in err when the outbox is at its cap. */
+/* Messages the write functions put at the start of err when the outbox cap
+ * refuses a write. Only new events count against the cap (duplicates of
+ * stored events do not), so a write of duplicates only is never refused.
+ * FULL: the outbox has no room for the write's new events now (retry later;
+ * HTTP 503). TOO_BIG: the write holds more new events than
+ * kafka.outbox_max_events, so no retry can succeed (HTTP 413). */
 #define TT_STORE_OUTBOX_FULL "outbox full"
+#define TT_STORE_OUTBOX_TOO_BIG "too many new events for the outbox"
 
 /* One undelivered event, as the relay produces it. Strings are borrowed for
  * the duration of the callback. */
@@ -137,13 +145,27 @@ int tt_store_outbox_wait(tt_store *s, int64_t after_seq, int64_t timeout_ms);
  * or -1 when the store is closing or out of memory (rows stay undelivered). */
 int tt_store_outbox_ack(tt_store *s, int64_t *seqs, size_t n, int wait);
 
+/* Kafka rejected the event with this seq for good (a per-message error no
+ * retry can fix): in the writer's next commit its outbox row moves to the
+ * table outbox_dead (seq, error, failed_at epoch ms), so it blocks nothing;
+ * the event stays in events. error is the librdkafka error name (copied,
+ * truncated to 63 bytes). Counts in tt_store_outbox_acks_pending until
+ * committed, so tt_store_outbox_ack(..., wait) waits for it too. Returns 0,
+ * or -1 when the store is closing or out of memory (the row stays in the
+ * outbox and is produced again at the next start). Relay thread. */
+int tt_store_outbox_dead(tt_store *s, int64_t seq, const char *error);
+
+/* Rows in outbox_dead (dead letters), kept in memory. */
+int64_t tt_store_outbox_dead_count(tt_store *s);
+
 /* Acknowledged seqs whose deletion is not committed yet. */
 int64_t tt_store_outbox_acks_pending(tt_store *s);
 
 /* Undelivered events (committed outbox rows), kept in memory. */
 int64_t tt_store_outbox_depth(tt_store *s);
 
-/* 1 when the outbox is at its cap (new events would be refused). */
+/* 1 when the outbox is at its cap (new events are refused; duplicates of
+ * stored events are still answered). */
 int tt_store_outbox_full(tt_store *s);
 
 /* Commit time (epoch ms) of the oldest undelivered event, or 0 when none. */

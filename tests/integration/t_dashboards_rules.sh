@@ -14,7 +14,7 @@ python3 -c 'import yaml' 2>/dev/null || die "python3 has no yaml module (Debian 
 
 out=$(promtool check rules "$DASH/prometheus/alerts.yml" 2>&1)
 assert_eq "$?" 0 "promtool check rules alerts.yml: $out"
-assert_contains "$out" "SUCCESS: 13 rules found" "promtool check rules"
+assert_contains "$out" "SUCCESS: 14 rules found" "promtool check rules"
 
 out=$(cd "$DASH/prometheus" && promtool check config prometheus.yml 2>&1)
 assert_eq "$?" 0 "promtool check config prometheus.yml: $out"

@@ -3,7 +3,9 @@
 # Kafka broker: content (the stored CloudEvent), key (token_id / incident_id),
 # headers (content-type + ce_*), per-key order, metrics and /readyz;
 # `tokentrail events --kafka-brokers` reads back what `--db` prints; a bad
-# librdkafka property is a start-up error naming the key; with the broker
+# librdkafka property, a kafka.partitioner other than murmur2_random, a
+# kafka.* alias of our own keys, an illegal topic and an empty broker list
+# are start-up errors naming the key; with the broker
 # unreachable the outbox fills to its cap (503 + Retry-After), and a restart
 # against the broker delivers the backlog. Embedded mode keeps no outbox.
 set -u
@@ -100,6 +102,31 @@ assert_contains "$(cat "$TT_TMP/bad.out")" "kafka.no.such.property" "bad kafka p
 "$TT_BIN" collect --kafka-brokers "$TK_BS" --db "$TT_DIR/x.db" --listen 127.0.0.1:0 --config <(printf 'kafka:\n  acks: 1\n') >"$TT_TMP/bad.out" 2>&1
 assert_eq "$?" 2 "kafka.acks=1: exit status"
 assert_contains "$(cat "$TT_TMP/bad.out")" "kafka.acks: must be all" "kafka.acks=1: message"
+# Regressions: settings that started and then broke the guarantee (per-key
+# order, our own keys silently overridden, a topic no delivery can reach, no
+# Kafka at all) are start-up errors naming the key(s). `timeout` so that a
+# collector that starts anyway fails the test instead of hanging it.
+while IFS='|' read -r setting want; do
+    printf 'kafka:\n  brokers: %s\n  %s\n' "$TK_BS" "$setting" >"$TT_DIR/bad.yaml"
+    timeout 20 "$TT_BIN" collect --config "$TT_DIR/bad.yaml" --db "$TT_DIR/x.db" --listen 127.0.0.1:0 >"$TT_TMP/bad.out" 2>&1
+    assert_eq "$?" 2 "$setting: exit status"
+    assert_contains "$(cat "$TT_TMP/bad.out")" "$want" "$setting: message"
+done <<'CASES'
+partitioner: random|kafka.partitioner: must be murmur2_random
+bootstrap.servers: 127.0.0.1:1|kafka.bootstrap.servers: an alias of kafka.brokers
+metadata.broker.list: 127.0.0.1:1|kafka.metadata.broker.list: an alias of kafka.brokers
+compression.type: gzip|kafka.compression.type: an alias of kafka.compression
+compression.codec: gzip|kafka.compression.codec: an alias of kafka.compression
+topic: "bad topic name!"|kafka.topic: 'bad topic name!' is not a legal Kafka topic name
+topic: ".."|kafka.topic: '..' is not a legal Kafka topic name
+CASES
+printf 'kafka:\n  brokers: ""\n' >"$TT_DIR/bad.yaml"
+timeout 20 "$TT_BIN" collect --config "$TT_DIR/bad.yaml" --db "$TT_DIR/x.db" --listen 127.0.0.1:0 >"$TT_TMP/bad.out" 2>&1
+assert_eq "$?" 2 "kafka.brokers \"\": exit status"
+assert_contains "$(cat "$TT_TMP/bad.out")" "kafka.brokers: is empty" "kafka.brokers \"\": message"
+timeout 20 "$TT_BIN" collect --kafka-brokers "" --db "$TT_DIR/x.db" --listen 127.0.0.1:0 >"$TT_TMP/bad.out" 2>&1
+assert_eq "$?" 2 "--kafka-brokers \"\": exit status"
+assert_contains "$(cat "$TT_TMP/bad.out")" "kafka.brokers: is empty" "--kafka-brokers \"\": message"
 
 # ---- embedded mode: no outbox rows ----
 tt_start || exit 1

@@ -311,6 +311,205 @@ START_TEST(kafka_mock_undelivered_survive_restart)
 }
 END_TEST
 
+/* Regressions: kafka.partitioner passed through (random breaks per-key
+ * order); kafka.* aliases of our own keys silently overrode them; an illegal
+ * topic started and failed every delivery; kafka.brokers "" ran without
+ * Kafka. All are start-up errors naming the key(s). */
+START_TEST(kafka_start_up_checks)
+{
+    char err[512];
+    struct {
+        const char *brokers, *topic, *prop, *want;
+    } bad[] = {
+        {"h:1", NULL, "partitioner=random", "kafka.partitioner: must be murmur2_random"},
+        {"h:1", NULL, "partitioner=consistent", "kafka.partitioner: must be murmur2_random"},
+        {"h:1", NULL, "bootstrap.servers=x:1",
+         "kafka.bootstrap.servers: an alias of kafka.brokers"},
+        {"h:1", NULL, "metadata.broker.list=x:1",
+         "kafka.metadata.broker.list: an alias of kafka.brokers"},
+        {NULL, NULL, "bootstrap.servers=x:1",
+         "kafka.bootstrap.servers: an alias of kafka.brokers"},
+        {"h:1", NULL, "compression.type=gzip",
+         "kafka.compression.type: an alias of kafka.compression"},
+        {"h:1", NULL, "compression.codec=gzip",
+         "kafka.compression.codec: an alias of kafka.compression"},
+        {"h:1", "bad topic name!", NULL, "kafka.topic: 'bad topic name!' is not a legal"},
+        {"h:1", "", NULL, "kafka.topic: is empty"},
+        {"h:1", ".", NULL, "kafka.topic: '.' is not a legal"},
+        {"h:1", "..", NULL, "kafka.topic: '..' is not a legal"},
+        {"h:1", "t\xc3\xa9", NULL, "kafka.topic:"},
+        {"", NULL, NULL, "kafka.brokers: is empty"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tt_strlist l = {NULL, 0};
+        if (bad[i].prop) {
+            tt_strlist_add(&l, bad[i].prop);
+        }
+        tt_kafka_opts ko = {.brokers = bad[i].brokers, .topic = bad[i].topic, .props = &l};
+        err[0] = '\0';
+        ck_assert_msg(tt_kafka_check_opts(&ko, err, sizeof(err)) == -1, "case %zu accepted", i);
+        ck_assert_msg(strstr(err, bad[i].want) != NULL, "case %zu: %s", i, err);
+        tt_strlist_free(&l);
+    }
+    char long_topic[251];
+    memset(long_topic, 'a', sizeof(long_topic) - 1);
+    long_topic[250] = '\0';
+    tt_kafka_opts ko = {.brokers = "h:1", .topic = long_topic};
+    ck_assert_int_eq(tt_kafka_check_opts(&ko, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "kafka.topic: 250 characters") != NULL, "%s", err);
+    long_topic[249] = '\0';
+    ck_assert_int_eq(tt_kafka_check_opts(&ko, err, sizeof(err)), 0);
+
+    tt_strlist l = {NULL, 0};
+    tt_strlist_add(&l, "partitioner=murmur2_random");
+    tt_strlist_add(&l, "acks=-1");
+    tt_strlist_add(&l, "security.protocol=plaintext");
+    tt_kafka_opts ok = {.brokers = "h:1", .topic = "Tt.events_2-x", .props = &l};
+    ck_assert_msg(tt_kafka_check_opts(&ok, err, sizeof(err)) == 0, "%s", err);
+    tt_kafka_opts off = {.brokers = NULL, .props = &l};
+    ck_assert_msg(tt_kafka_check_opts(&off, err, sizeof(err)) == 0, "%s", err);
+    tt_strlist_free(&l);
+
+    /* tt_kafka_start applies the same checks. */
+    fresh_db();
+    tt_store_opts so = {.outbox = 1};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist_add(&l, "partitioner=random");
+    tt_kafka_opts rnd = {.brokers = "127.0.0.1:1", .props = &l};
+    ck_assert_ptr_null(tt_kafka_start(&rnd, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.partitioner") != NULL, "%s", err);
+    tt_strlist_free(&l);
+    tt_kafka_opts topic = {.brokers = "127.0.0.1:1", .topic = "bad topic name!"};
+    ck_assert_ptr_null(tt_kafka_start(&topic, s, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "kafka.topic") != NULL, "%s", err);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+static int metric_has(tt_kafka *k, const char *line)
+{
+    tt_buf b;
+    tt_buf_init(&b, 1 << 20);
+    tt_kafka_render_metrics(k, &b);
+    int found = strstr(b.data, line) != NULL;
+    tt_buf_free(&b);
+    return found;
+}
+
+/* Wait up to 15 s for `line` in the metrics. */
+static int wait_metric(tt_kafka *k, const char *line)
+{
+    for (int i = 0; i < 1500; i++) {
+        if (metric_has(k, line)) {
+            return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* Regression: an event the broker rejects for good (here INVALID_TIMESTAMP,
+ * twice: in its batch, then alone) blocked the outbox forever. It is now a
+ * dead letter and the events after it are delivered. */
+START_TEST(kafka_mock_permanent_error_dead_letters_the_event)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    mock_topic(mc, 1);
+    ck_assert_int_eq(write_events(s, 0, 2, err, sizeof(err)), 0);
+    ck_assert(wait_depth(s, 0));
+    rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 2, RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
+                                      RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP);
+    ck_assert_int_eq(write_events(s, 10, 1, err, sizeof(err)), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 1);
+    ck_assert(wait_metric(k, "tokentrail_kafka_dead_letter_total{code=\"INVALID_TIMESTAMP\"} 1\n"));
+    ck_assert(metric_has(k, "tokentrail_outbox_dead_events 1\n"));
+    /* Delivery goes on. */
+    ck_assert_int_eq(write_events(s, 20, 20, err, sizeof(err)), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert(wait_metric(k, "tokentrail_kafka_delivered_total 22\n"));
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 1);
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
+/* A permanent error fails a whole batch: the events of the batch are produced
+ * again one at a time, and the ones that then go through are delivered, not
+ * dead-lettered. */
+START_TEST(kafka_mock_batch_error_spares_the_good_events)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    mock_topic(mc, 1);
+    ck_assert_int_eq(write_events(s, 0, 1, err, sizeof(err)), 0);
+    ck_assert(wait_depth(s, 0));
+    rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    ck_assert_int_eq(write_events(s, 10, 30, err, sizeof(err)), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert(wait_metric(k, "tokentrail_kafka_delivered_total 31\n"));
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 0);
+    ck_assert(metric_has(k, "tokentrail_kafka_delivery_errors_total{code=\"INVALID_RECORD\"}"));
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
+/* Retriable errors keep the old behaviour: produced again, nothing dead. */
+START_TEST(kafka_mock_retriable_error_is_not_dead_lettered)
+{
+    fresh_db();
+    char err[512];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    tt_strlist l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
+    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
+    ck_assert_msg(k != NULL, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
+    mock_topic(mc, 1);
+    ck_assert_int_eq(write_events(s, 0, 1, err, sizeof(err)), 0);
+    ck_assert(wait_depth(s, 0));
+    /* Permanent for librdkafka, but not the message's fault. */
+    rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 2,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    ck_assert_int_eq(write_events(s, 10, 5, err, sizeof(err)), 0);
+    ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 0);
+    ck_assert(metric_has(
+        k, "tokentrail_kafka_delivery_errors_total{code=\"TOPIC_AUTHORIZATION_FAILED\"}"));
+    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
+    tt_store_close(s);
+    tt_strlist_free(&l);
+    unlink(dbpath);
+}
+END_TEST
+
 Suite *tt_kafka_suite(void)
 {
     Suite *s = suite_create("kafka");
@@ -323,6 +522,10 @@ Suite *tt_kafka_suite(void)
     tcase_add_test(tc, kafka_mock_delivers_and_empties_outbox);
     tcase_add_test(tc, kafka_mock_outage_fills_outbox_to_cap_then_drains);
     tcase_add_test(tc, kafka_mock_undelivered_survive_restart);
+    tcase_add_test(tc, kafka_start_up_checks);
+    tcase_add_test(tc, kafka_mock_permanent_error_dead_letters_the_event);
+    tcase_add_test(tc, kafka_mock_batch_error_spares_the_good_events);
+    tcase_add_test(tc, kafka_mock_retriable_error_is_not_dead_lettered);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -373,6 +373,224 @@ START_TEST(store_explicit_lengths_match_measured)
 }
 END_TEST
 
+/* Writes ids "<prefix>0".."<prefix>(n-1)" in one call; returns its rc. */
+static int write_ids(tt_store *s, const char *prefix, int from, int n, char *err, size_t errlen,
+                     int *inserted)
+{
+    static char ids[400][24];
+    static tt_store_row rows[400];
+    ck_assert_int_le(n, 400);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%s%d", prefix, from + i);
+        rows[i] = row("src", ids[i], 1700000000000 + i, "{}");
+    }
+    int rc = tt_store_write(s, rows, (size_t)n, err, errlen);
+    *inserted = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        *inserted += rows[i].result == TT_STORE_INSERTED;
+    }
+    return rc;
+}
+
+/* Regression: the outbox cap counted every row of a write, duplicates
+ * included, so a retry of stored events got 503 forever at the cap, and 200
+ * stored + 150 new was refused under a cap of 300 with an empty outbox. Only
+ * new events count; more new events than the cap can ever hold is its own
+ * error (413 at the HTTP layer). */
+START_TEST(store_outbox_cap_counts_new_events_only)
+{
+    fresh_db();
+    char err[256];
+    int ins = 0;
+    tt_store_opts so = {.outbox = 1, .outbox_max = 300};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+
+    /* 200 stored, then delivered (acked): the outbox is empty. */
+    ck_assert_int_eq(write_ids(s, "a", 0, 200, err, sizeof(err), &ins), 0);
+    ck_assert_int_eq(ins, 200);
+    int64_t acks[200];
+    for (int i = 0; i < 200; i++) {
+        acks[i] = i + 1;
+    }
+    ck_assert_int_eq(tt_store_outbox_ack(s, acks, 200, 1), 0);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 0);
+
+    /* 200 already stored + 150 new: 150 count, not 350. */
+    static char ids[350][24];
+    static tt_store_row rows[350];
+    for (int i = 0; i < 350; i++) {
+        snprintf(ids[i], sizeof(ids[i]), i < 200 ? "a%d" : "b%d", i < 200 ? i : i - 200);
+        rows[i] = row("src", ids[i], 1700000000000 + i, "{}");
+    }
+    ck_assert_msg(tt_store_write(s, rows, 350, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 150);
+
+    /* 350 pure duplicates: stored already, always answered. */
+    ck_assert_msg(tt_store_write(s, rows, 350, err, sizeof(err)) == 0, "%s", err);
+    for (int i = 0; i < 350; i++) {
+        ck_assert_int_eq(rows[i].result, TT_STORE_DUPLICATE);
+    }
+
+    /* Fill to the cap; at the cap duplicates still pass, new events not. */
+    ck_assert_int_eq(write_ids(s, "c", 0, 150, err, sizeof(err), &ins), 0);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 300);
+    ck_assert(tt_store_outbox_full(s));
+    ck_assert_msg(write_ids(s, "c", 0, 150, err, sizeof(err), &ins) == 0, "%s", err);
+    ck_assert_int_eq(ins, 0);
+    ck_assert_int_eq(write_ids(s, "c", 140, 11, err, sizeof(err), &ins), -1);
+    ck_assert_msg(strncmp(err, TT_STORE_OUTBOX_FULL, strlen(TT_STORE_OUTBOX_FULL)) == 0, "%s",
+                  err);
+    /* Refused whole: c150 was not stored. */
+    ck_assert_int_eq(tt_store_outbox_depth(s), 300);
+    ck_assert_int_eq(write_ids(s, "c", 150, 1, err, sizeof(err), &ins), -1);
+
+    /* More new events than the cap could ever hold: a permanent error. */
+    ck_assert_int_eq(write_ids(s, "d", 0, 301, err, sizeof(err), &ins), -1);
+    ck_assert_msg(strncmp(err, TT_STORE_OUTBOX_TOO_BIG, strlen(TT_STORE_OUTBOX_TOO_BIG)) == 0,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "300") != NULL, "names the cap: %s", err);
+    tt_store_close(s);
+
+    /* On an empty outbox, 301 new events under a cap of 300 are TOO_BIG, 300
+     * fit. */
+    fresh_db();
+    s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(write_ids(s, "e", 0, 301, err, sizeof(err), &ins), -1);
+    ck_assert_msg(strncmp(err, TT_STORE_OUTBOX_TOO_BIG, strlen(TT_STORE_OUTBOX_TOO_BIG)) == 0,
+                  "%s", err);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 0);
+    ck_assert_msg(write_ids(s, "e", 0, 300, err, sizeof(err), &ins) == 0, "%s", err);
+    ck_assert_int_eq(ins, 300);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+typedef struct submit_result {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, rc;
+    char err[256];
+} submit_result;
+
+static void on_submitted(void *arg, int rc, const char *err)
+{
+    submit_result *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->rc = rc;
+    snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+    r->done = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Jobs that share one group commit: the cap refuses only the jobs that do not
+ * fit, in queue order; the others (and duplicates-only jobs) are committed. */
+START_TEST(store_outbox_cap_refuses_only_jobs_that_do_not_fit)
+{
+    fresh_db();
+    char err[256];
+    tt_store_opts so = {.outbox = 1, .outbox_max = 10};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    int ins = 0;
+    ck_assert_int_eq(write_ids(s, "x", 0, 4, err, sizeof(err), &ins), 0);
+    /* Four jobs submitted back to back (most likely one group): 4 new, 3 new
+     * (does not fit: 4 + 4 + 3 > 10), 2 duplicates, 2 new. */
+    enum { J = 4 };
+    static char ids[J][4][24];
+    static tt_store_row rows[J][4];
+    const char *pfx[J] = {"y", "z", "x", "w"};
+    int n[J] = {4, 3, 2, 2};
+    submit_result res[J];
+    for (int j = 0; j < J; j++) {
+        for (int i = 0; i < n[j]; i++) {
+            snprintf(ids[j][i], sizeof(ids[j][i]), "%s%d", pfx[j], i);
+            rows[j][i] = row("src", ids[j][i], 1700000000000 + i, "{}");
+        }
+        pthread_mutex_init(&res[j].mu, NULL);
+        pthread_cond_init(&res[j].cv, NULL);
+        res[j].done = 0;
+    }
+    for (int j = 0; j < J; j++) {
+        ck_assert_int_eq(tt_store_submit(s, rows[j], (size_t)n[j], on_submitted, &res[j], err,
+                                         sizeof(err)), 0);
+    }
+    for (int j = 0; j < J; j++) {
+        pthread_mutex_lock(&res[j].mu);
+        while (!res[j].done) {
+            pthread_cond_wait(&res[j].cv, &res[j].mu);
+        }
+        pthread_mutex_unlock(&res[j].mu);
+    }
+    ck_assert_msg(res[0].rc == 0, "%s", res[0].err);
+    ck_assert_int_eq(res[1].rc, -1);
+    ck_assert_msg(strncmp(res[1].err, TT_STORE_OUTBOX_FULL, strlen(TT_STORE_OUTBOX_FULL)) == 0,
+                  "%s", res[1].err);
+    ck_assert_msg(res[2].rc == 0, "%s", res[2].err);
+    ck_assert_int_eq(rows[2][0].result, TT_STORE_DUPLICATE);
+    ck_assert_msg(res[3].rc == 0, "%s", res[3].err);
+    ck_assert_int_eq(rows[3][0].result, TT_STORE_INSERTED);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 10);
+    for (int j = 0; j < J; j++) {
+        pthread_mutex_destroy(&res[j].mu);
+        pthread_cond_destroy(&res[j].cv);
+    }
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
+/* Dead letters: a rejected event leaves the outbox for outbox_dead, the event
+ * itself stays, and the count survives a reopen. */
+START_TEST(store_outbox_dead_moves_row)
+{
+    fresh_db();
+    char err[256];
+    int ins = 0;
+    tt_store_opts so = {.outbox = 1, .outbox_max = 100};
+    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(write_ids(s, "a", 0, 5, err, sizeof(err), &ins), 0);
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 0);
+    ck_assert_int_eq(tt_store_outbox_dead(s, 3, "INVALID_TIMESTAMP"), 0);
+    ck_assert_int_eq(tt_store_outbox_acks_pending(s), 1);
+    ck_assert_int_eq(tt_store_outbox_ack(s, NULL, 0, 1), 0); /* waits for the commit */
+    ck_assert_int_eq(tt_store_outbox_acks_pending(s), 0);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 4);
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 1);
+    tt_store_close(s);
+
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT d.seq, d.error, d.failed_at > 0, e.id,"
+                                        " (SELECT count(*) FROM outbox WHERE seq = 3)"
+                                        " FROM outbox_dead d JOIN events e ON e.seq = d.seq",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 3);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), "INVALID_TIMESTAMP");
+    ck_assert_int_eq(sqlite3_column_int(st, 2), 1);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 3), "a2");
+    ck_assert_int_eq(sqlite3_column_int(st, 4), 0);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(tt_store_outbox_depth(s), 4);
+    ck_assert_int_eq(tt_store_outbox_dead_count(s), 1);
+    tt_store_close(s);
+    unlink(dbpath);
+}
+END_TEST
+
 Suite *tt_store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -386,6 +604,9 @@ Suite *tt_store_suite(void)
     tcase_add_test(tc, store_checkpoints_in_background);
     tcase_add_test(tc, store_readonly_rejects_foreign_file);
     tcase_add_test(tc, store_group_commit_under_concurrency);
+    tcase_add_test(tc, store_outbox_cap_counts_new_events_only);
+    tcase_add_test(tc, store_outbox_cap_refuses_only_jobs_that_do_not_fit);
+    tcase_add_test(tc, store_outbox_dead_moves_row);
     suite_add_tcase(s, tc);
     return s;
 }
