@@ -815,6 +815,27 @@ static int ended_by_revoke(const tt_engine *e, const tok *t)
     return revoke_effective(e, t) < t->expires_at;
 }
 
+/* Did the token end (or will it end) by revocation, and at which instant?
+ * For a token that has ended, what end_token recorded: a later change of
+ * revocation_grace, or a revocation applied after the token ended by expiry,
+ * does not turn an expiry into a revocation after the fact (one token would
+ * get both used_after_revoke and used_after_expiry). Else the rule now. */
+static int revoke_end(const tt_engine *e, const tok *t, int64_t *at)
+{
+    if (t->flags & T_ENDED) {
+        if ((t->flags & T_REVOKED) && t->ended_at < t->expires_at) {
+            *at = t->ended_at;
+            return 1;
+        }
+        return 0;
+    }
+    if (ended_by_revoke(e, t)) {
+        *at = revoke_effective(e, t);
+        return 1;
+    }
+    return 0;
+}
+
 /* The instant the token ends: its revocation's effect or its expiry. */
 static int64_t end_deadline(const tt_engine *e, const tok *t)
 {
@@ -1168,7 +1189,8 @@ static void on_used(tt_engine *e, const tt_aev *ev)
         }
     }
     char ref[REF_MAX], tb[32], b1[TT_DURATION_BUFSZ];
-    if (ended_by_revoke(e, t) && when > revoke_effective(e, t)) {
+    int64_t revoke_at;
+    if (revoke_end(e, t, &revoke_at) && when > revoke_at) {
         if (!(t->reported & (1u << TT_FK_USED_AFTER_REVOKE))) {
             tt_aev_ref(ev, ref, sizeof(ref));
             emit_args a = {.ev = {t->ev_revoked, ref}, .n_ev = 2};

@@ -783,6 +783,48 @@ START_TEST(engine_restore_mid_stream)
 }
 END_TEST
 
+/* Pins a review finding: a token that had ended by revocation (revoked 894 s,
+ * effective 899 s, expiry 900 s, 5 s grace) was re-judged with the policy of
+ * the next run: with a 10 s grace the revocation's effect (904 s) no longer
+ * precedes expiry, and a later use was reported as used_after_expiry though
+ * the token had been reported as ended (revoked). What ended how stays so. */
+START_TEST(engine_end_is_not_rejudged_after_restart)
+{
+    static const char grace10[] =
+        "scopes:\n"
+        "  - {name: r, service: orders-db, access: read,  max_ttl: 1h}\n"
+        "  - {name: w, service: orders-db, access: write, max_ttl: 15m}\n"
+        "defaults: {max_ttl: 1h, revocation_grace: 10s, incident_grace: 5m, idle_after: 30m}\n";
+    const spec ev[] = {I("i1", "A", 0, 900, "r w"), R("r1", "A", 894), U("u2", "A", 1100, "r")};
+    tt_policy *p = policy();
+    found fd;
+    memset(&fd, 0, sizeof(fd));
+    mem_store *m = calloc(1, sizeof(*m));
+    ck_assert_ptr_nonnull(m);
+    tt_engine *e = tt_engine_new(p, 3600000, collect, &fd);
+    offer(e, &ev[0], 1);
+    offer(e, &ev[1], 2);
+    ck_assert_int_eq(tt_engine_flush(e, AT(1000)), 0); /* ended by revocation at 899 s */
+    ck_assert_int_eq(tt_engine_save(e, &mem_saver, m), 0);
+    tt_engine_save_done(e);
+    tt_engine_free(e);
+    char err[256];
+    tt_policy *p10 = tt_policy_parse(grace10, strlen(grace10), "test", err, sizeof(err));
+    ck_assert_msg(p10 != NULL, "%s", err);
+    e = tt_engine_new(p10, 3600000, collect, &fd);
+    load_all(e, m);
+    offer(e, &ev[2], 3);
+    ck_assert_int_eq(tt_engine_flush(e, AT(7200)), 0);
+    tt_engine_free(e);
+    char got[1024];
+    summary(&fd, got, sizeof(got));
+    ck_assert_str_eq(got, "unused_scopes,used_after_revoke");
+    free(m);
+    tt_policy_free(p10);
+    tt_policy_free(p);
+}
+END_TEST
+
 /* A Kafka-style ordinal: offset * 1024 + partition, the partition chosen by
  * the token (incident events on partition 2). */
 static int64_t kafka_seq(const spec *s, size_t i)
@@ -1067,6 +1109,7 @@ Suite *tt_engine_suite(void)
     tcase_add_loop_test(tc, engine_restore_mid_stream, 0, n);
     tcase_add_test(tc, engine_ids_are_deterministic_and_distinct);
     tcase_add_loop_test(tc, engine_handover_mid_stream, 0, n);
+    tcase_add_test(tc, engine_end_is_not_rejudged_after_restart);
     tcase_add_test(tc, engine_drop_partition);
     tcase_add_test(tc, engine_lingering_gauge);
     tcase_add_test(tc, engine_outlived_issued_after_resolution);
