@@ -289,7 +289,8 @@ int tt_kafka_err_is_per_message(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:        /* message.timestamp.*.max.ms */
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:           /* e.g. broker-side validation */
-    case RD_KAFKA_RESP_ERR_INVALID_MSG:              /* Kafka's CORRUPT_MESSAGE */
+    /* Not INVALID_MSG (Kafka's CORRUPT_MESSAGE): a CRC mismatch on the wire,
+     * which Kafka itself retries; a good event must not be given up on. */
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
         return 1;
     default:
@@ -397,9 +398,15 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             return;
         }
         if (!k->rewind) {
+            int size = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                       m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
             tt_warn("kafka: delivery of event seq %lld failed: %s; that error condemns one "
-                    "message of its batch: producing the failed events again one at a time",
-                    (long long)seq, rd_kafka_err2str(m->err));
+                    "message of its batch: producing the failed events again one at a time%s",
+                    (long long)seq, rd_kafka_err2str(m->err),
+                    size ? " (if none is too large alone, the batch was: the topic's "
+                           "max.message.bytes is below the producer's batch size; set "
+                           "kafka.batch.size below it, or delivery crawls one event at a time)"
+                         : "");
         }
         if (seq > k->suspect_hi) {
             k->suspect_hi = seq;

@@ -471,6 +471,8 @@ START_TEST(kafka_mock_batch_error_spares_the_good_events)
     ck_assert(wait_metric(k, "tokentrail_kafka_delivered_total 31\n"));
     ck_assert_int_eq(tt_store_outbox_dead_count(s), 0);
     ck_assert(metric_has(k, "tokentrail_kafka_delivery_errors_total{code=\"INVALID_RECORD\"}"));
+    /* the 30 of the failed batch were produced again exactly once each */
+    ck_assert(metric_has(k, "tokentrail_kafka_produced_total 61\n"));
     ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
     tt_store_close(s);
     tt_strlist_free(&l);
