@@ -196,20 +196,47 @@ START_TEST(kafka_outbox_read_in_seq_order)
 }
 END_TEST
 
-START_TEST(kafka_mock_delivers_and_empties_outbox)
+/* A store with an outbox and a relay to librdkafka's mock cluster (one
+ * broker; topic "unit" with `parts` partitions): most relay tests start so. */
+typedef struct rig {
+    tt_store *s;
+    tt_kafka *k;
+    rd_kafka_mock_cluster_t *mc;
+    tt_strlist l;
+} rig;
+
+static void rig_start(rig *r, int64_t outbox_max, int parts)
 {
     fresh_db();
     char err[512];
-    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
-    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
-    ck_assert_msg(s != NULL, "%s", err);
-    tt_strlist l = mock_props();
-    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
-    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
-    ck_assert_msg(k != NULL, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
-    ck_assert_ptr_nonnull(mc);
-    mock_topic(mc, 3);
+    tt_store_opts so = {.outbox = 1, .outbox_max = outbox_max};
+    r->s = tt_store_open(dbpath, &so, err, sizeof(err));
+    ck_assert_msg(r->s != NULL, "%s", err);
+    r->l = mock_props();
+    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &r->l};
+    r->k = tt_kafka_start(&ko, r->s, err, sizeof(err));
+    ck_assert_msg(r->k != NULL, "%s", err);
+    r->mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(r->k));
+    ck_assert_ptr_nonnull(r->mc);
+    mock_topic(r->mc, parts);
+}
+
+/* Stop the relay (every event delivered), close and remove the store. */
+static void rig_stop(rig *r)
+{
+    ck_assert_int_eq(tt_kafka_stop(r->k, 5000), 0);
+    tt_store_close(r->s);
+    tt_strlist_free(&r->l);
+    unlink(dbpath);
+}
+
+START_TEST(kafka_mock_delivers_and_empties_outbox)
+{
+    rig r;
+    rig_start(&r, 1000, 3);
+    tt_store *s = r.s;
+    tt_kafka *k = r.k;
+    char err[512];
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(write_events(s, i * 50, 50, err, sizeof(err)), 0);
     }
@@ -222,26 +249,18 @@ START_TEST(kafka_mock_delivers_and_empties_outbox)
     ck_assert_msg(strstr(b.data, "tokentrail_kafka_delivery_duration_seconds_count 200\n"), "%s",
                   b.data);
     tt_buf_free(&b);
-    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
-    tt_store_close(s);
-    tt_strlist_free(&l);
-    unlink(dbpath);
+    rig_stop(&r);
 }
 END_TEST
 
 START_TEST(kafka_mock_outage_fills_outbox_to_cap_then_drains)
 {
-    fresh_db();
+    rig r;
+    rig_start(&r, 120, 2);
+    tt_store *s = r.s;
+    tt_kafka *k = r.k;
+    rd_kafka_mock_cluster_t *mc = r.mc;
     char err[512];
-    tt_store_opts so = {.outbox = 1, .outbox_max = 120};
-    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
-    ck_assert_msg(s != NULL, "%s", err);
-    tt_strlist l = mock_props();
-    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
-    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
-    ck_assert_msg(k != NULL, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
-    mock_topic(mc, 2);
     ck_assert_int_eq(write_events(s, 0, 10, err, sizeof(err)), 0);
     ck_assert(wait_depth(s, 0));
 
@@ -269,10 +288,7 @@ START_TEST(kafka_mock_outage_fills_outbox_to_cap_then_drains)
     tt_kafka_get_status(k, &st);
     ck_assert(!st.outbox_full);
     ck_assert_int_eq(st.link, TT_KAFKA_UP);
-    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
-    tt_store_close(s);
-    tt_strlist_free(&l);
-    unlink(dbpath);
+    rig_stop(&r);
 }
 END_TEST
 
@@ -415,17 +431,12 @@ static int wait_metric(tt_kafka *k, const char *line)
  * dead letter and the events after it are delivered. */
 START_TEST(kafka_mock_permanent_error_dead_letters_the_event)
 {
-    fresh_db();
+    rig r;
+    rig_start(&r, 1000, 1);
+    tt_store *s = r.s;
+    tt_kafka *k = r.k;
+    rd_kafka_mock_cluster_t *mc = r.mc;
     char err[512];
-    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
-    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
-    ck_assert_msg(s != NULL, "%s", err);
-    tt_strlist l = mock_props();
-    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
-    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
-    ck_assert_msg(k != NULL, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
-    mock_topic(mc, 1);
     ck_assert_int_eq(write_events(s, 0, 2, err, sizeof(err)), 0);
     ck_assert(wait_depth(s, 0));
     rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 2, RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP,
@@ -440,10 +451,7 @@ START_TEST(kafka_mock_permanent_error_dead_letters_the_event)
     ck_assert_msg(wait_depth(s, 0), "outbox still holds %lld", (long long)tt_store_outbox_depth(s));
     ck_assert(wait_metric(k, "tokentrail_kafka_delivered_total 22\n"));
     ck_assert_int_eq(tt_store_outbox_dead_count(s), 1);
-    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
-    tt_store_close(s);
-    tt_strlist_free(&l);
-    unlink(dbpath);
+    rig_stop(&r);
 }
 END_TEST
 
@@ -452,17 +460,12 @@ END_TEST
  * dead-lettered. */
 START_TEST(kafka_mock_batch_error_spares_the_good_events)
 {
-    fresh_db();
+    rig r;
+    rig_start(&r, 1000, 1);
+    tt_store *s = r.s;
+    tt_kafka *k = r.k;
+    rd_kafka_mock_cluster_t *mc = r.mc;
     char err[512];
-    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
-    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
-    ck_assert_msg(s != NULL, "%s", err);
-    tt_strlist l = mock_props();
-    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
-    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
-    ck_assert_msg(k != NULL, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
-    mock_topic(mc, 1);
     ck_assert_int_eq(write_events(s, 0, 1, err, sizeof(err)), 0);
     ck_assert(wait_depth(s, 0));
     rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
@@ -473,27 +476,19 @@ START_TEST(kafka_mock_batch_error_spares_the_good_events)
     ck_assert(metric_has(k, "tokentrail_kafka_delivery_errors_total{code=\"INVALID_RECORD\"}"));
     /* the 30 of the failed batch were produced again exactly once each */
     ck_assert(metric_has(k, "tokentrail_kafka_produced_total 61\n"));
-    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
-    tt_store_close(s);
-    tt_strlist_free(&l);
-    unlink(dbpath);
+    rig_stop(&r);
 }
 END_TEST
 
 /* Retriable errors keep the old behaviour: produced again, nothing dead. */
 START_TEST(kafka_mock_retriable_error_is_not_dead_lettered)
 {
-    fresh_db();
+    rig r;
+    rig_start(&r, 1000, 1);
+    tt_store *s = r.s;
+    tt_kafka *k = r.k;
+    rd_kafka_mock_cluster_t *mc = r.mc;
     char err[512];
-    tt_store_opts so = {.outbox = 1, .outbox_max = 1000};
-    tt_store *s = tt_store_open(dbpath, &so, err, sizeof(err));
-    ck_assert_msg(s != NULL, "%s", err);
-    tt_strlist l = mock_props();
-    tt_kafka_opts ko = {.brokers = "mock", .topic = "unit", .props = &l};
-    tt_kafka *k = tt_kafka_start(&ko, s, err, sizeof(err));
-    ck_assert_msg(k != NULL, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(tt_kafka_handle(k));
-    mock_topic(mc, 1);
     ck_assert_int_eq(write_events(s, 0, 1, err, sizeof(err)), 0);
     ck_assert(wait_depth(s, 0));
     /* Permanent for librdkafka, but not the message's fault. */
@@ -505,10 +500,7 @@ START_TEST(kafka_mock_retriable_error_is_not_dead_lettered)
     ck_assert_int_eq(tt_store_outbox_dead_count(s), 0);
     ck_assert(metric_has(
         k, "tokentrail_kafka_delivery_errors_total{code=\"TOPIC_AUTHORIZATION_FAILED\"}"));
-    ck_assert_int_eq(tt_kafka_stop(k, 5000), 0);
-    tt_store_close(s);
-    tt_strlist_free(&l);
-    unlink(dbpath);
+    rig_stop(&r);
 }
 END_TEST
 
