@@ -339,6 +339,12 @@ static int cmd_verify(int argc, char **argv)
         fprintf(stderr, "tokentrail evidence verify: --pubkey: %s\n", err);
         return 2;
     }
+    if (tt_sign_file_is_private(keyfile)) {
+        /* it works (the public half is used), but the file should not be here */
+        fprintf(stderr, "tokentrail evidence verify: warning: --pubkey %s holds a private key; "
+                        "verify with the public key (the .pub file keygen wrote) and keep the "
+                        "private key with the signer only\n", keyfile);
+    }
     tt_evidence_verify_result res;
     int64_t t0 = tt_time_mono_ns();
     int rc = tt_evidence_verify(bundle, pub, prog, print_problem, (void *)bundle, &res, err,

@@ -128,6 +128,21 @@ EVP_PKEY *tt_sign_load_public(const char *path, char *err, size_t errlen)
     return load(path, 0, err, errlen);
 }
 
+int tt_sign_file_is_private(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        return 0;
+    }
+    char buf[TT_SIGN_MAX_KEYFILE + 1];
+    size_t n = fread(buf, 1, TT_SIGN_MAX_KEYFILE, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    int priv = strstr(buf, "PRIVATE KEY-----") != NULL;
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return priv;
+}
+
 int tt_sign_sign(EVP_PKEY *key, const void *msg, size_t len, unsigned char sig[TT_SIGN_SIGLEN],
                  char *err, size_t errlen)
 {

@@ -26,6 +26,10 @@ EVP_PKEY *tt_sign_load_private(const char *path, char *err, size_t errlen);
  * too, its public half is used). Same contract as above. */
 EVP_PKEY *tt_sign_load_public(const char *path, char *err, size_t errlen);
 
+/* 1 when the PEM file at path holds a private key (tt_sign_load_public
+ * accepts one and uses its public half), 0 when not or unreadable. */
+int tt_sign_file_is_private(const char *path);
+
 /* Sign msg[0..len) with a private key: sig receives 64 bytes. 0 or -1. */
 int tt_sign_sign(EVP_PKEY *key, const void *msg, size_t len, unsigned char sig[TT_SIGN_SIGLEN],
                  char *err, size_t errlen);

@@ -74,6 +74,11 @@ verify "$W/b1.tar.gz"
 assert_eq "$VRC" 0 "verify of a good bundle"
 assert_contains "$VOUT" "OK: signed by sha256:" "verify output"
 assert_contains "$VOUT" "17 events" "verify event count"
+assert_not_contains "$VOUT" "warning" "verify with the public key: no warning"
+# The private key works (its public half is used) but is not for auditors.
+verify "$W/b1.tar.gz" "$W/signer.key"
+assert_eq "$VRC" 0 "verify with the private key file"
+assert_contains "$VOUT" "warning: --pubkey $W/signer.key holds a private key" "private key warning"
 
 # Contents: entry order, events as stored, drill report in range only.
 assert_eq "$(tar -tzf "$W/b1.tar.gz" | tr '\n' ' ')" \
