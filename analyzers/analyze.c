@@ -811,7 +811,13 @@ int tt_cmd_analyze(int argc, char **argv)
         default: fprintf(stderr, "tokentrail analyze: try 'tokentrail analyze --help'\n"); return 2;
         }
         if (key) {
-            if (tt_cfg_flags_add(&flags, key, optarg) != 0) {
+            const char *flag = NULL;
+            for (const struct option *o = opts; o->name; o++) {
+                if (o->val == c) {
+                    flag = o->name;
+                }
+            }
+            if (tt_cfg_flags_add(&flags, key, optarg, flag) != 0) {
                 fprintf(stderr, "tokentrail analyze: too many options\n");
                 return 2;
             }

@@ -97,7 +97,13 @@ int tt_cmd_collect(int argc, char **argv)
             return 2;
         }
         if (key) {
-            if (tt_cfg_flags_add(&flags, key, optarg) != 0) {
+            const char *flag = NULL;
+            for (const struct option *o = opts; o->name; o++) {
+                if (o->val == c) {
+                    flag = o->name;
+                }
+            }
+            if (tt_cfg_flags_add(&flags, key, optarg, flag) != 0) {
                 fprintf(stderr, "tokentrail collect: too many options\n");
                 return 2;
             }

@@ -130,7 +130,8 @@ static int is_list(const tt_cfg_entry *e)
            e->type == TT_CFG_SHA256LIST;
 }
 
-/* err = "<where>: <key>: <problem>"; returns -1. */
+/* err = "<where>: <key>: <problem>", or "--flag (<key>): <problem>" when where
+ * is a command-line flag; returns -1. */
 static int set_fail(char *err, size_t errlen, const char *where, const char *key,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -142,7 +143,11 @@ static int set_fail(char *err, size_t errlen, const char *where, const char *key
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    snprintf(err, errlen, "%s: %s: %s", where, key, what);
+    if (where[0] == '-') {
+        snprintf(err, errlen, "%s (%s): %s", where, key, what);
+    } else {
+        snprintf(err, errlen, "%s: %s: %s", where, key, what);
+    }
     return -1;
 }
 
@@ -260,8 +265,7 @@ int tt_config_set(const tt_cfg_entry *table, void *obj, const char *key, const c
         return -1;
     }
     if (strlen(value) > CFG_MAX_VALUE) {
-        snprintf(err, errlen, "%s: %s: longer than %d bytes", where, key, CFG_MAX_VALUE);
-        return -1;
+        return set_fail(err, errlen, where, key, "longer than %d bytes", CFG_MAX_VALUE);
     }
     return set_entry(e, obj, sub, value, where, err, errlen);
 }
@@ -482,13 +486,14 @@ int tt_config_load(const tt_cfg_entry *table, void *obj, const char *path, char 
     return rc;
 }
 
-int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value)
+int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value, const char *flag)
 {
     if (f->n == TT_CFG_MAX_FLAGS) {
         return -1;
     }
     f->v[f->n].key = key;
     f->v[f->n].value = value;
+    f->v[f->n].flag = flag;
     f->n++;
     return 0;
 }
@@ -513,8 +518,14 @@ int tt_config_build(const tt_cfg_entry *table, void *obj, const char *path,
                 tt_strlist_free((tt_strlist *)((char *)obj + e->offset));
             }
         }
-        if (tt_config_set(table, obj, flags->v[i].key, flags->v[i].value, "command line", err,
-                          errlen) != 0) {
+        char where[64];
+        if (flags->v[i].flag) {
+            snprintf(where, sizeof(where), "--%s", flags->v[i].flag);
+        } else {
+            snprintf(where, sizeof(where), "command line");
+        }
+        if (tt_config_set(table, obj, flags->v[i].key, flags->v[i].value, where, err, errlen) !=
+            0) {
             return -1;
         }
     }

@@ -75,12 +75,16 @@ typedef struct tt_cfg_flags {
     struct {
         const char *key;
         const char *value;
+        const char *flag; /* the long option, e.g. "max-body", or NULL */
     } v[TT_CFG_MAX_FLAGS];
     size_t n;
 } tt_cfg_flags;
 
-/* Remember key=value. Returns 0, or -1 when TT_CFG_MAX_FLAGS are taken. */
-int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value);
+/* Remember key=value, given on the command line as the long option flag
+ * (e.g. "max-body", kept by pointer; NULL: errors say "command line: key:
+ * ..."). Errors about it then name the flag and the key: "--max-body
+ * (max_body): ...". Returns 0, or -1 when TT_CFG_MAX_FLAGS are taken. */
+int tt_cfg_flags_add(tt_cfg_flags *f, const char *key, const char *value, const char *flag);
 
 /* Fill obj from the defaults, then the YAML file at path (when not NULL),
  * then the flags in order: flags override the file, and a list key given as

@@ -184,7 +184,7 @@ run_fail collect --config "$bad"
 assert_eq "$RC" 2 "exit status, db: empty"
 assert_contains "$ERR" "$bad:2: db: must not be empty" "db: empty message"
 run_fail collect --listen 127.0.0.1:0 --db ""
-assert_contains "$ERR" "command line: db: must not be empty" "--db '' message"
+assert_contains "$ERR" "--db (db): must not be empty" "--db '' message"
 
 printf 'listen: 127.0.0.1:0\nauth:\n  token_sha256:\n    - sha256:abc\n' >"$bad"
 run_fail collect --config "$bad" --db "$TT_TMP/y.db"
@@ -201,10 +201,13 @@ assert_contains "$ERR" "$bad:3: auth.tokens_file: cannot read $TT_TMP/no-such.to
 # ---- errors on the command line
 run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --max-body lots
 assert_eq "$RC" 2 "exit status, --max-body lots"
-assert_contains "$ERR" "command line: max_body: not a size" "--max-body lots message"
+assert_contains "$ERR" "--max-body (max_body): not a size" "--max-body lots message"
 run_fail collect --listen 127.0.0.1:0 --db "$TT_TMP/y.db" --log-level chatty
 assert_eq "$RC" 2 "exit status, --log-level chatty"
-assert_contains "$ERR" "log_level" "--log-level chatty message"
+assert_contains "$ERR" "--log-level (log_level): 'chatty' is not error, warn, info or debug" "--log-level chatty message"
+run_fail analyze --once --db "$TT_TMP/none.db" --lateness soon
+assert_eq "$RC" 2 "exit status, --lateness soon"
+assert_contains "$ERR" "--lateness (lateness): not a duration" "analyze flag error names the flag"
 run_fail collect --no-such-flag
 assert_eq "$RC" 2 "exit status, unknown collect flag"
 assert_contains "$ERR" "tokentrail collect --help" "unknown collect flag message"

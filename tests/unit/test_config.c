@@ -243,16 +243,16 @@ START_TEST(config_value_checks_flags_and_good_values)
     memset(&d, 0, sizeof(d));
     char err[256] = "";
     tt_cfg_flags flags = {.n = 0};
-    tt_cfg_flags_add(&flags, "log_level", "chatty");
+    tt_cfg_flags_add(&flags, "log_level", "chatty", NULL);
     ck_assert_int_eq(tt_config_build(demo_table, &d, NULL, &flags, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "command line: log_level: 'chatty' is not error, warn, info or debug");
     tt_config_free(demo_table, &d);
 
     memset(&d, 0, sizeof(d));
     flags.n = 0;
-    tt_cfg_flags_add(&flags, "db", "");
+    tt_cfg_flags_add(&flags, "db", "", "db");
     ck_assert_int_eq(tt_config_build(demo_table, &d, NULL, &flags, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "command line: db: must not be empty");
+    ck_assert_str_eq(err, "--db (db): must not be empty");
     tt_config_free(demo_table, &d);
 
     /* The config file itself is a readable file. */
@@ -312,9 +312,9 @@ START_TEST(config_build_flags_override_file)
     demo d;
     memset(&d, 0, sizeof(d));
     tt_cfg_flags flags = {.n = 0};
-    ck_assert_int_eq(tt_cfg_flags_add(&flags, "workers", "3"), 0);
-    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-1"), 0);
-    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-2"), 0);
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "workers", "3", NULL), 0);
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-1", NULL), 0);
+    ck_assert_int_eq(tt_cfg_flags_add(&flags, "auth.tokens_file", "/flag-2", NULL), 0);
     char err[256] = "";
     ck_assert_msg(tt_config_build(demo_table, &d, path, &flags, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(d.listen, "0.0.0.0:9000");  /* from the file */
@@ -329,17 +329,17 @@ START_TEST(config_build_flags_override_file)
     /* A bad flag is reported as coming from the command line. */
     memset(&d, 0, sizeof(d));
     tt_cfg_flags bad = {.n = 0};
-    tt_cfg_flags_add(&bad, "workers", "999");
+    tt_cfg_flags_add(&bad, "workers", "999", "workers");
     ck_assert_int_eq(tt_config_build(demo_table, &d, NULL, &bad, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "command line: workers: out of range (1..64)");
+    ck_assert_str_eq(err, "--workers (workers): out of range (1..64)");
     tt_config_free(demo_table, &d);
 
     /* The flag list has a hard maximum. */
     tt_cfg_flags full = {.n = 0};
     for (int i = 0; i < TT_CFG_MAX_FLAGS; i++) {
-        ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1"), 0);
+        ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1", NULL), 0);
     }
-    ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1"), -1);
+    ck_assert_int_eq(tt_cfg_flags_add(&full, "workers", "1", NULL), -1);
     unlink(path);
 }
 END_TEST
