@@ -21,21 +21,27 @@
 #                the interval the next tick finds that probe still in flight
 #                and `late` grows - it tells a busy server core from a busy
 #                harness core.
-# A count is "ok" when there are no errors and late, stamp err and end lag
-# all have p99 < 5 ms. Prints the load averages around every run: other
+# A count is "ok" when there are no errors, late, stamp err and end lag
+# all have p99 < 5 ms, and all its engineers were active at once (act_pk). Prints the load averages around every run: other
 # processes on the same cores show up directly in these figures.
 #
-# Usage: tests/bench/drill_bench.sh [ENGINEER_COUNTS...]   (default 50 200 500 1000)
-# Env: DRILL_BENCH_ITERATIONS (5), DRILL_BENCH_REPEAT (1: runs per count),
+# Usage: tests/bench/drill_bench.sh [ENGINEER_COUNTS...]   (default 10 25 50 100 200 500)
+# Env: DRILL_BENCH_ITERATIONS (30: iterations per engineer; with ~75 ms
+#      iterations and the 1 s ramp every engineer is active at once for most of
+#      the run, so a count is a count the core sustains, not a burst - the
+#      "active" columns show the concurrency reached),
+#      DRILL_BENCH_REPEAT (1: runs per count),
 #      DRILL_BENCH_DELAY ("20 100": switch delay min and span, ms), TT_BIN,
 #      DRILL_BENCH_SPIN_US (0: the server polls without sleeping this long
 #      after its last request, so the drill's loopback send() does not pay for
 #      waking it; on a shared machine it then answers late - see
 #      drill_bench_server.c),
-#      DRILL_BENCH_CEILING (1: afterwards measure wrk's requests/s from the
-#      drill's core against the same server, the ceiling for any client; 0: skip),
-#      DRILL_BENCH_CEILING_SECS (5), DRILL_BENCH_CEILING_CONNS (100: wrk's
-#      connections; its best rate here, more connections only queue),
+#      DRILL_BENCH_CEILING (1: afterwards measure, from the drill's core against
+#      the same server, wrk's requests/s - the ceiling for any HTTP/1.1 client -
+#      and curl_ceiling's - libcurl's multi interface doing nothing else, the
+#      ceiling for the drill, which must use libcurl; 0: skip),
+#      DRILL_BENCH_CEILING_SECS (5), DRILL_BENCH_CEILING_CONNS (100: the
+#      clients' connections; wrk's best rate here, more connections only queue),
 #      DRILL_BENCH_MAX_PRESSURE (e.g. 20: before each run wait, up to 120 s, until
 #      the 10 s CPU pressure average - /proc/pressure/cpu "some avg10" - is below
 #      it, so runs on a shared machine are compared at similar contention).
@@ -44,14 +50,21 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${TT_BIN:-$ROOT/bin/tokentrail}
 WORK=$(mktemp -d /tmp/tt-drill-bench.XXXXXX)
 COUNTS=("$@")
-[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(50 200 500 1000)
-ITER=${DRILL_BENCH_ITERATIONS:-5}
+[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(10 25 50 100 200 500)
+ITER=${DRILL_BENCH_ITERATIONS:-30}
 REPEAT=${DRILL_BENCH_REPEAT:-1}
 read -r DELAY_MIN DELAY_SPAN <<<"${DRILL_BENCH_DELAY:-20 100}"
 
 cc -O2 -Wall -o "$WORK/server" "$ROOT/tests/bench/drill_bench_server.c"
+cc -O2 -Wall -o "$WORK/curl_ceiling" "$ROOT/tests/bench/curl_ceiling.c" -lcurl
+cc -O2 -Wall -o "$WORK/wakeup_latency" "$ROOT/tests/bench/wakeup_latency.c"
 SERVER_PID=
-cleanup() { [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"; }
+WAKE_PID=
+cleanup() {
+    [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null || true
+    [ -z "$WAKE_PID" ] || kill "$WAKE_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 
@@ -63,13 +76,23 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 TIMEFORMAT='%U %S'
 psi() { [ -r /proc/pressure/cpu ] && echo ", cpu pressure: $(head -1 /proc/pressure/cpu | cut -d' ' -f2-3)"; }
 echo "drill bench: $(nproc) cpus, load average $(loadavg) at start$(psi)"
-printf '%-6s %-6s %-7s %-7s %-7s %-7s %-7s %-8s %-8s %-7s %-7s %-6s %-5s %-7s %-7s %-6s %-7s %s\n' engrs probes \
+printf '%-6s %-6s %-7s %-7s %-7s %-7s %-7s %-8s %-8s %-7s %-7s %-6s %-5s %-7s %-7s %-6s %-6s %-6s %-7s %s\n' engrs probes \
     err_p50 err_p99 late50 late99 stamp50 stamp99 endlag99 probeiv srvlag99 us/req cpu% rq/s/eng self99 errors \
-    verdict load/psi
+    act_pk act_av verdict load/psi
 best=0
 fails=" "
 min_n=
 per_eng=
+# steal: the share of each cpu's time the hypervisor gave to other guests
+# (/proc/stat); a stolen slice stalls the drill or the server outright
+cpu_steal() { awk -v a="cpu$DRILL_CPU" -v b="cpu$SERVER_CPU" '$1 == a || $1 == b {
+    t = 0; for (i = 2; i <= 9; i++) t += $i; printf "%s %d %d ", $1, $9, t }' /proc/stat; }
+steal_pct() {
+    awk -v x="$1" -v y="$2" 'BEGIN { n = split(x, a, " "); split(y, b, " ")
+        for (i = 1; i + 2 <= n; i += 3) { d = b[i + 2] - a[i + 2]; p = 0
+            if (d > 0) p = 100 * (b[i + 1] - a[i + 1]) / d
+            printf "%s%s:%.0f%%", (i == 1 ? "" : ","), a[i], p } }'
+}
 pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
 wait_quiet() {
     [ -n "${DRILL_BENCH_MAX_PRESSURE:-}" ] || return 0
@@ -111,10 +134,19 @@ load:
 thresholds:
   lingering: ["count == 0"]
 YAML
+    # the floor: how late an idle SCHED_FIFO thread on the drill's cpu wakes
+    # meanwhile (wakeup_latency.c): lateness the drill cannot be blamed for
+    taskset -c "$DRILL_CPU" "$WORK/wakeup_latency" 3600 >"$WORK/wake-$n.txt" &
+    WAKE_PID=$!
+    steal0=$(cpu_steal)
     t0=$(date +%s%N)
     { time DRILL_BENCH_SECRET=bench taskset -c "$DRILL_CPU" "$BIN" drill run -q "$WORK/bench.yaml" \
         --out "$WORK/out-$n" >"$WORK/drill-$n.log" 2>&1 || true; } 2>"$WORK/cpu-$n.txt"
     t1=$(date +%s%N)
+    steal1=$(cpu_steal)
+    kill -TERM "$WAKE_PID"; wait "$WAKE_PID" 2>/dev/null || true; WAKE_PID=
+    read -r wake99 wakemax <<<"$(sed -n 's/.* p99_us=\([0-9]*\) .* max_us=\([0-9]*\) .*/\1 \2/p' "$WORK/wake-$n.txt" |
+        awk '{ printf "%.2f %.1f", $1 / 1000, $2 / 1000 }')"
     curl -s --noproxy '*' "http://127.0.0.1:$PORT/dump" >"$WORK/dump-$n.txt"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
     line=$(python3 - "$WORK/out-$n/report.json" "$WORK/dump-$n.txt" "$n" "$(cat "$WORK/cpu-$n.txt")" \
@@ -159,7 +191,23 @@ def pct(v, p):
     lo = int(r)
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (r - lo)
-ok = errors == 0 and all(pct(x, 99) < 5 for x in (late, stamp, endlag))
+# engineers active at once: iterations in progress (an engineer's iterations
+# run back to back), the peak and the time-weighted mean over the run
+spans = [(it["opened_ms"], it["done_ms"]) for it in rep["iterations"]
+         if it.get("opened_ms") is not None and it.get("done_ms") is not None]
+edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+active = peak = 0
+area = 0.0
+for k, (t, d) in enumerate(edges):
+    if k:
+        area += active * (t - edges[k - 1][0])
+    active += d
+    peak = max(peak, active)
+span = edges[-1][0] - edges[0][0] if edges else 0
+act_avg = area / span if span > 0 else 0
+# a count passes only if that many engineers actually ran at once
+ok = (errors == 0 and all(pct(x, 99) < 5 for x in (late, stamp, endlag))
+      and peak >= int(sys.argv[3]))
 # one engineer's request rate while it runs iterations: requests per iteration
 # over the mean iteration time (offered load per engineer when not throttled)
 its = [it for it in rep["iterations"] if not it["error"]]
@@ -179,10 +227,10 @@ print(f"{sys.argv[3]:<6} {probes:<6} {pct(err,50):<7.2f} {pct(err,99):<7.2f} "
       f"{pct(late,50):<7.2f} {pct(late,99):<7.2f} {pct(stamp,50):<7.3f} {pct(stamp,99):<8.3f} "
       f"{pct(endlag,99):<8.2f} {pct(spacing,99):<7.2f} {pct(srvlag,99):<7.2f} {us_req:<6.1f} "
       f"{busy:<5.0f} {per_eng:<7.1f} {pct(self_late,99):<7.2f} {errors:<6} "
-      f"{'ok' if ok else 'over'}")
+      f"{peak:<6} {act_avg:<6.0f} {'ok' if ok else 'over'}")
 PY
 )
-    echo "$line    $(loadavg) psi=$(pressure)"
+    echo "$line    $(loadavg) psi=$(pressure) steal=$(steal_pct "$steal0" "$steal1") wake99=${wake99:-?} wakemax=${wakemax:-?}"
     # offered load per engineer, from the least loaded run (the least throttled)
     [ -n "$min_n" ] && [ "$n" -ge "$min_n" ] || { min_n=$n; per_eng=$(awk '{print $14}' <<<"$line"); }
     case $line in *" ok") ;; *) fails="$fails$n " ;; esac
@@ -212,12 +260,37 @@ if [ "${DRILL_BENCH_CEILING:-1}" != 0 ] && command -v wrk >/dev/null; then
     read -r wrk_us wrk_sys <<<"$(awk -v n="${total:-0}" '{ if (n > 0) printf "%.1f %.1f", ($1 + $2) * 1e6 / n, $2 * 1e6 / n; else print "? ?" }' "$WORK/wrk-cpu.txt")"
     echo "drill bench: ceiling: wrk -t1 -c$conns pinned to cpu $DRILL_CPU against the same server: ${ceiling:-?} requests/s, wrk CPU $wrk_us us/request ($wrk_sys us of it in the kernel)"
 fi
+# The libcurl ceiling: the drill must send its HTTP through libcurl's multi
+# interface; curl_ceiling.c is that interface re-adding kept-alive GETs and
+# doing nothing else, the most any libcurl-based harness gets from this core.
+curl_ceiling=
+if [ "${DRILL_BENCH_CEILING:-1}" != 0 ]; then
+    rm -f "$WORK/port"
+    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" 0 &
+    SERVER_PID=$!
+    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+    PORT=$(cat "$WORK/port")
+    curl -s --noproxy '*' -X POST "http://127.0.0.1:$PORT/token" >/dev/null
+    wait_quiet
+    conns=${DRILL_BENCH_CEILING_CONNS:-100}
+    taskset -c "$DRILL_CPU" "$WORK/curl_ceiling" "http://127.0.0.1:$PORT/rs" "$conns" \
+        "${DRILL_BENCH_CEILING_SECS:-5}" 'Authorization: Bearer tok0' >"$WORK/curl.txt" || true
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    read -r curl_ceiling curl_user curl_sys curl_err <<<"$(sed -n 's/^requests=\([0-9]*\) secs=\([0-9.]*\) user_us_per_req=\([0-9.]*\) sys_us_per_req=\([0-9.]*\) errors=\([0-9]*\)$/\1 \2 \3 \4 \5/p' "$WORK/curl.txt" |
+        awk '{ printf "%.0f %s %s %s", $1 / $2, $3, $4, $5 }')"
+    if [ -n "$curl_ceiling" ]; then
+        echo "drill bench: libcurl ceiling: curl_ceiling (multi interface, $conns kept-alive handles, nothing else) pinned to cpu $DRILL_CPU: $curl_ceiling requests/s, $curl_user us user + $curl_sys us kernel per request, $curl_err errors"
+    else
+        echo "drill bench: libcurl ceiling: curl_ceiling failed: $(cat "$WORK/curl.txt")"
+    fi
+fi
 if [ -n "$per_eng" ]; then
     echo "drill bench: one engineer offers $per_eng requests/s (requests per iteration / mean iteration time, at $min_n engineers)"
     for c in "${COUNTS[@]}"; do
-        awk -v c="$c" -v r="$per_eng" -v ceil="${ceiling:-0}" -v us="${wrk_us:-0}" 'BEGIN {
+        awk -v c="$c" -v r="$per_eng" -v ceil="${ceiling:-0}" -v cc="${curl_ceiling:-0}" -v us="${wrk_us:-0}" 'BEGIN {
             printf "drill bench:   %5d engineers offer %6.0f requests/s", c, c * r
             if (ceil > 0) printf " = %3.0f %% of the wrk ceiling", 100 * c * r / ceil
+            if (cc > 0) printf ", %3.0f %% of the libcurl ceiling", 100 * c * r / cc
             if (us + 0 > 0) printf "; at wrk'"'"'s cost per request that is %3.0f %% of a core", c * r * us / 1e4
             printf "\n" }'
     done
@@ -231,5 +304,9 @@ echo "drill bench: columns in ms; probeiv = p99 of (first refused - last accepte
 echo "             switch lies in; srvlag99 = p99 server delay answering the last accepted probe;"
 echo "             us/req = drill CPU time per HTTP request; cpu% = drill CPU / wall time;"
 echo "             rq/s/eng = one engineer's requests/s; self99 = p99 of the drill's own report of"
-echo "             how late the refusing probe went out (report.json refusal_late_ms)"
-echo "drill bench: largest engineer count with late, stamp err and end lag p99 < 5 ms in every run and no errors: $best"
+echo "             how late the refusing probe went out (report.json refusal_late_ms);"
+echo "             act_pk / act_av = engineers active at once, peak / time-weighted mean;"
+echo "             steal = share of the drill's and the server's cpu taken by the hypervisor;"
+echo "             wake99 / wakemax = p99 / max ms an idle SCHED_FIFO thread on the drill's cpu woke"
+echo "             late during the run (wakeup_latency.c): the machine's floor under late99"
+echo "drill bench: largest engineer count with late, stamp err and end lag p99 < 5 ms in every run, no errors and all engineers active at once: $best"

@@ -7,6 +7,9 @@
 #      deleted), including the drain after the load generator stops.
 #   2. kcat: `kcat -P` produces the same number of equivalent events (same
 #      size, same key, same headers, same producer settings) from a file.
+#   3. the same collector without --kafka-brokers (embedded SQLite), same
+#      load: the ingest work Kafka mode does before its Kafka share, an upper
+#      bound for step 1 on this machine.
 # Prints both rates, their ratio, delivery latency p50/p99 and the load
 # average. Env: BENCH_DURATION (s, default 15), BENCH_BATCH_CONNS (8),
 # KAFKA_JVM_OPTS (default: full JIT for throughput).
@@ -41,6 +44,9 @@ done
 sleep 1
 
 metric() { curl -s "http://127.0.0.1:$HPORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+# metric_sum NAME: the sum over all label sets of a labelled counter
+metric_sum() { curl -s "http://127.0.0.1:$HPORT/metrics" |
+  awk -v k="$1" 'index($1, k "{") == 1 { n += $2 } END { printf "%.0f\n", n }'; }
 # CPU time in clock ticks: the whole machine (user, nice, system, irq, softirq,
 # steal; not idle or iowait) and one process (user + system).
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
@@ -129,10 +135,35 @@ kcat_eps=$(awk -v n="$n_http" -v a="$k0" -v b="$k1" 'BEGIN { printf "%.0f", n / 
 ratio=$(awk -v a="$http_eps" -v b="$kcat_eps" 'BEGIN { printf "%.0f", 100 * a / b }')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# ---- 3. the same collector without Kafka (embedded SQLite store) ----
+# Kafka mode does all of this work (HTTP, validation, the fsync'd SQLite write
+# of every event) and then more (outbox rows, the relay, the broker), so this
+# rate is an upper bound for the collector path on this machine. The sync
+# first writes back what kcat left in the broker's page cache.
+sync
+bin/tokentrail collect --listen 127.0.0.1:0 --db "$DIR/embedded.db" --port-file "$DIR/eport" \
+  --log-level warn 2>"$DIR/collect-embedded.log" &
+PID=$!
+for _ in $(seq 100); do [ -s "$DIR/eport" ] && break; sleep 0.05; done
+HPORT=$(cat "$DIR/eport")
+"$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d 2 >/dev/null
+e0=$(metric_sum tokentrail_events_accepted_total); ec0=$(ticks "$PID")
+et0=$(date +%s.%N)
+elg_rc=0
+"$DIR/loadgen" -p "$HPORT" -c "$CONNS" -n 1000 -d "$DURATION" >"$DIR/loadgen-embedded.txt" \
+  2>"$DIR/loadgen-embedded.err" || elg_rc=$?
+et1=$(date +%s.%N)
+e1=$(metric_sum tokentrail_events_accepted_total); ec1=$(ticks "$PID")
+kill "$PID"; wait "$PID" || true; PID=""
+n_emb=$((e1 - e0))
+emb_eps=$(awk -v n="$n_emb" -v a="$et0" -v b="$et1" 'BEGIN { printf "%.0f", n / (b - a) }')
+emb_ratio=$(awk -v a="$emb_eps" -v b="$kcat_eps" 'BEGIN { printf "%.0f", 100 * a / b }')
+
 echo "kafka bench: broker 127.0.0.1:$PORT, 3 partitions, lz4, acks=all, idempotent"
 echo "  collector (HTTP NDJSON batches -> outbox -> Kafka): $n_http events delivered in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')s (ingest ${ingest_s}s + drain ${drain_s}s): $http_eps events/s, non-2xx ${non2xx:-0}"
 echo "  kcat -P (bare librdkafka, same events from a file): $kcat_eps events/s"
 echo "  ratio: ${ratio}% of kcat"
+echo "  the same collector without Kafka (embedded SQLite, same load generator): $emb_eps events/s durable = ${emb_ratio}% of kcat, collector CPU $(us_per "$n_emb" $((ec1 - ec0))) us per event (an upper bound for the Kafka path, which does this and more)"
 echo "  delivery latency (produce -> delivery report): p50 $p50, p99 $p99"
 # CPU per event, by process (robust to other work on the machine) and for the
 # whole machine. When both runs keep the cores busy, the rates are in the
@@ -148,6 +179,11 @@ echo "  whole machine per event (other processes included): $(us_per "$n_http" $
 echo "  60 % of kcat's rate at the same CPU needs the collector path at <= $(awk -v k="$path_kcat" 'BEGIN { printf "%.1f", k / 0.6 }') us per event"
 echo "  HTTP request p99 $req_p99"
 echo "  load average: $load0 before, $load1 after the HTTP run, $load after kcat ($(nproc) cores, shared with the broker and the load generator)"
+emb_bad=$(awk -F= '$1 == "non2xx" || $1 == "sock_errors" { n += $2 } END { print n + 0 }' \
+  "$DIR/loadgen-embedded.txt")
+if [ "$elg_rc" != 0 ] || [ "$emb_bad" != 0 ]; then
+  echo "kafka bench: the embedded run failed:" >&2; cat "$DIR/loadgen-embedded.err" >&2; exit 1
+fi
 if [ "$lg_rc" != 0 ] || [ "$non2xx" != 0 ]; then
   echo "kafka bench: some requests failed:" >&2; cat "$DIR/loadgen.err" >&2; exit 1
 fi
