@@ -6,10 +6,11 @@
  * machine, the hypervisor) runs it again. This thread sleeps to absolute
  * CLOCK_MONOTONIC instants every PERIOD_US and records how late each wakeup
  * was, doing nothing else; after a stall every tick that passed counts, with
- * its own lateness, so the percentiles are over time. It asks for SCHED_FIFO (when allowed), so a busy
- * drill on the same cpu does not delay it: what remains is the kernel's and
- * the hypervisor's share, the floor under the drill's own lateness on this
- * cpu. Runs for SECONDS or until SIGTERM/SIGINT, then prints one line:
+ * its own lateness, so the percentiles are over time. It asks for SCHED_FIFO
+ * (when allowed), so a busy drill on the same cpu does not delay it: what
+ * remains is the kernel's and the hypervisor's share, the floor under the
+ * drill's own lateness on this cpu. Runs for SECONDS or until SIGTERM/SIGINT,
+ * then prints one line:
  *   wakeups=N p50_us=A p99_us=B p999_us=C max_us=D over1ms=E over5ms=F fifo=0|1
  *
  * Usage: wakeup_latency SECONDS [PERIOD_US]   (period default 1000)
