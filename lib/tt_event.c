@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "tt_redact.h"
 #include "tt_time.h"
 
 /* Longest piece of a non-secret input (an unknown `type`, an unknown key)
@@ -216,6 +217,7 @@ enum field_kind {
     K_METHOD,
     K_STATUS,
     K_IP,
+    K_PATH, /* a string whose credential query parameters are redacted */
 };
 
 typedef struct {
@@ -249,7 +251,7 @@ static const field_def fields[] = {
     {FIELD_NAME("resolved_at"), K_TIME, 0, T_RESOLVED, T_RESOLVED},
     {FIELD_NAME("resource"), K_STRING, TT_EV_MAX_TEXT, T_USED, T_USED},
     {FIELD_NAME("method"), K_METHOD, 0, T_USED, 0},
-    {FIELD_NAME("path"), K_STRING, TT_EV_MAX_PATH, T_USED, 0},
+    {FIELD_NAME("path"), K_PATH, TT_EV_MAX_PATH, T_USED, 0},
     {FIELD_NAME("status"), K_STATUS, 0, T_USED, 0},
     {FIELD_NAME("ip"), K_IP, 0, T_USED, 0},
     {FIELD_NAME("reason"), K_STRING, TT_EV_MAX_TEXT, T_REVOKED, 0},
@@ -1048,6 +1050,183 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
     return put(out, "token_id", *token_id, err);
 }
 
+/* ---- data.path: credentials in the query ---- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Form-decodes s[0..n) (%XX, '+' as space) into out (room for n bytes);
+ * returns the decoded length. A malformed %-escape is kept as is. */
+static size_t form_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return o;
+}
+
+/* How a query parameter's value is kept: 0 as is, 1 replaced by its sha256:
+ * fingerprint (a bearer token: RFC 6750 section 2.3 lets clients send it as
+ * access_token=, and its fingerprint is the token's token_id), 2 replaced by
+ * TT_REDACTED (other secrets, often low in entropy: a hash of a password
+ * could be guessed back). name is form-decoded, compared case-insensitively. */
+static int path_param_class(const char *name, size_t n)
+{
+    static const char *const bearer[] = {"access_token", "refresh_token", "id_token", "token",
+                                         NULL};
+    static const char *const exact[] = {"code", "key", "sig", "jwt", "pwd", "assertion", NULL};
+    static const char *const words[] = {"token",     "secret", "passw",   "credential", "signature",
+                                        "apikey",    "api_key", "api-key", "auth",       "session",
+                                        "assertion", NULL};
+    char low[64];
+    if (n == 0 || n >= sizeof(low)) {
+        return n == 0 ? 0 : 2; /* an absurdly long name: keep nothing of its value */
+    }
+    for (size_t i = 0; i < n; i++) {
+        low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+    }
+    low[n] = '\0';
+    for (size_t k = 0; bearer[k]; k++) {
+        if (strcmp(low, bearer[k]) == 0) {
+            return 1;
+        }
+    }
+    for (size_t k = 0; exact[k]; k++) {
+        if (strcmp(low, exact[k]) == 0) {
+            return 2;
+        }
+    }
+    for (size_t k = 0; words[k]; k++) {
+        if (strstr(low, words[k]) != NULL) {
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Copies s[0..n) to out with the value of every credential parameter in the
+ * query or the fragment replaced as path_param_class says; dec is scratch
+ * room for n bytes. Returns the length written. */
+static size_t redact_params(const char *s, size_t n, char *out, char *dec)
+{
+    const char *q = memchr(s, '?', n);
+    const char *h = memchr(s, '#', n);
+    size_t i = q && (!h || q < h) ? (size_t)(q - s) : h ? (size_t)(h - s) : n;
+    memcpy(out, s, i);
+    size_t o = i;
+    while (i < n) {
+        /* a separator ('?', '#', '&' or ';'), then name[=value] */
+        out[o++] = s[i++];
+        size_t ns = i;
+        while (i < n && s[i] != '=' && s[i] != '&' && s[i] != ';' && s[i] != '#') {
+            i++;
+        }
+        memcpy(out + o, s + ns, i - ns);
+        o += i - ns;
+        if (i >= n || s[i] != '=') {
+            continue;
+        }
+        size_t dn = form_decode(s + ns, i - ns, dec);
+        out[o++] = s[i++];
+        size_t vs = i;
+        while (i < n && s[i] != '&' && s[i] != ';' && s[i] != '#') {
+            i++;
+        }
+        int cls = i == vs ? 0 : path_param_class(dec, dn);
+        if (cls == 0) {
+            memcpy(out + o, s + vs, i - vs);
+            o += i - vs;
+        } else if (cls == 1) {
+            char fp[TT_FINGERPRINT_BUFSZ];
+            tt_fingerprint(dec, form_decode(s + vs, i - vs, dec), fp);
+            OPENSSL_cleanse(dec, n);
+            size_t fl = strlen(fp);
+            memcpy(out + o, fp, fl);
+            o += fl;
+        } else {
+            memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
+            o += sizeof(TT_REDACTED) - 1;
+        }
+    }
+    return o;
+}
+
+/* Copies s[0..n) to out with the password of every URL's user info
+ * ("://user:password@host", the path itself or a URL inside it) replaced by
+ * TT_REDACTED. Returns the length written. */
+static size_t redact_userinfo(const char *s, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        if (i + 3 > n || memcmp(s + i, "://", 3) != 0) {
+            out[o++] = s[i++];
+            continue;
+        }
+        memcpy(out + o, "://", 3);
+        o += 3;
+        i += 3;
+        size_t e = i, at = n, colon = n;
+        while (e < n && !strchr("/?#&; ", s[e])) {
+            if (s[e] == '@') {
+                at = e;
+            }
+            e++;
+        }
+        for (size_t k = i; at < n && k < at; k++) {
+            if (s[k] == ':') {
+                colon = k;
+                break;
+            }
+        }
+        if (colon < n) {
+            memcpy(out + o, s + i, colon + 1 - i);
+            o += colon + 1 - i;
+            memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
+            o += sizeof(TT_REDACTED) - 1;
+            i = at;
+        }
+    }
+    return o;
+}
+
+/* data.path as stored: credential parameters in the query or the fragment
+ * (access_token=..., client_secret=..., X-Amz-Signature=...) redacted by
+ * redact_params, then the password of any URL's user info by
+ * redact_userinfo. Returns a new string, NULL when out of memory. */
+static json_t *path_redacted(const view *vw, const char *s, size_t n)
+{
+    if (memchr(s, '?', n) == NULL && memchr(s, '#', n) == NULL && memmem(s, n, "://", 3) == NULL) {
+        return mkstr(vw, s, n);
+    }
+    /* A parameter takes at least 2 bytes ("&x") and grows by at most a
+     * fingerprint; a user info ("://:@", 5 bytes) by the marker. */
+    size_t cap1 = n + (n / 2 + 1) * TT_FINGERPRINT_BUFSZ;
+    size_t cap2 = cap1 + (cap1 / 5 + 1) * sizeof(TT_REDACTED);
+    char *mid = malloc(cap1);
+    char *out = malloc(cap2);
+    char *dec = malloc(n + 1);
+    json_t *j = NULL;
+    if (mid != NULL && out != NULL && dec != NULL) {
+        size_t m = redact_params(s, n, mid, dec);
+        j = mkstr(vw, out, redact_userinfo(mid, m, out));
+    }
+    free(mid);
+    free(out);
+    free(dec);
+    return j;
+}
+
 typedef struct {
     int64_t issued_ms;
     int have_issued;
@@ -1073,6 +1252,11 @@ static int do_field(const view *vw, size_t fi, const val *v, json_t *out, data_s
         }
         return put(out, f->name, s, err);
     }
+    case K_PATH:
+        if (check_string(v, "data.", f->name, f->max, err) != 0) {
+            return -1;
+        }
+        return put(out, f->name, path_redacted(vw, v->s, v->n), err);
     case K_SCOPES:
         return put_list(vw, out, f->name, v, LIST_SCOPES, err);
     case K_AUDIENCE:

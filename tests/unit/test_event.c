@@ -121,6 +121,75 @@ static const ok_case ok_cases[] = {
      TT_EV_INCIDENT_RESOLVED, NULL, "INC-7", INT64_C(1795333671123)},
 };
 
+/* data.path: credentials in the query, the fragment or a URL's user info
+ * never reach the output; a bearer token becomes its fingerprint, so
+ * access_token=abc shows the token_id of token "abc". */
+typedef struct {
+    const char *in;     /* the path as a JSON string body (escaped) */
+    const char *out;    /* the stored path */
+    const char *secret; /* must not appear in the output (NULL: none) */
+} path_case;
+
+static const path_case path_cases[] = {
+    {"/v1/repos", "/v1/repos", NULL},
+    {"/v1/x?limit=5&page=2", "/v1/x?limit=5&page=2", NULL},
+    {"/v1/x?access_token=abc&limit=5", "/v1/x?access_token=" FP_ABC "&limit=5", "=abc"},
+    {"/v1/x?ACCESS_TOKEN=abc", "/v1/x?ACCESS_TOKEN=" FP_ABC, "=abc"},
+    /* the name and the value are form-decoded first: %61bc is abc */
+    {"/v1/x?access%5Ftoken=%61bc", "/v1/x?access%5Ftoken=" FP_ABC, "%61bc"},
+    {"/cb#access_token=abc&state=9", "/cb#access_token=" FP_ABC "&state=9", "=abc"},
+    {"/x?a=1;client_secret=hunter2;b=2", "/x?a=1;client_secret=<redacted>;b=2", "hunter2"},
+    {"/x?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz", "/x?code=<redacted>&state=xyz", "SplxlOB"},
+    {"/o.bin?X-Amz-Credential=AKIA1%2F2&X-Amz-Signature=fe5f80&X-Amz-Expires=60",
+     "/o.bin?X-Amz-Credential=<redacted>&X-Amz-Signature=<redacted>&X-Amz-Expires=60", "fe5f80"},
+    {"/maps?key=AIzaSyD&q=x", "/maps?key=<redacted>&q=x", "AIzaSyD"},
+    {"/x?password=pw1&user=bob", "/x?password=<redacted>&user=bob", "pw1"},
+    {"/x?my_api_key=k9&session_id=s9", "/x?my_api_key=<redacted>&session_id=<redacted>", "k9"},
+    /* empty values and bare names are left alone */
+    {"/x?code=&key&token", "/x?code=&key&token", NULL},
+    {"https://alice:pw9@api.example/v1", "https://alice:<redacted>@api.example/v1", "pw9"},
+    {"https://host:8443/v1?b=c", "https://host:8443/v1?b=c", NULL},
+    {"https://alice@host/v1", "https://alice@host/v1", NULL},
+    {"/r?next=https://bob:pw8@evil/x&n=1", "/r?next=https://bob:<redacted>@evil/x&n=1", "pw8"},
+    /* JSON escapes in the input are decoded before the redaction */
+    {"\\/x?access_token=\\u0061bc", "/x?access_token=" FP_ABC, "=abc"},
+};
+
+START_TEST(test_path_redaction)
+{
+    const path_case *c = &path_cases[_i];
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             EV("token.used", "\"token_id\":\"t1\",\"resource\":\"r\",\"path\":\"%s\""), c->in);
+    /* both readers: the in-place one and the jansson one */
+    for (int reader = 0; reader < 2; reader++) {
+        tt_event ev;
+        tt_event_error err;
+        int rc;
+        if (reader == 0) {
+            rc = tt_event_parse(buf, strlen(buf), &ev, &err);
+        } else {
+            json_t *in = load(buf);
+            rc = tt_event_from_json(in, &ev, &err);
+            json_decref(in);
+        }
+        ck_assert_msg(rc == 0, "%s rejected: %s", c->in, err.msg);
+        json_t *data = json_object_get(ev.json, "data");
+        const char *got = json_string_value(json_object_get(data, "path"));
+        ck_assert_ptr_nonnull(got);
+        ck_assert_msg(strcmp(got, c->out) == 0, "reader %d: '%s' became '%s', want '%s'", reader,
+                      c->in, got, c->out);
+        char *dump = tt_event_dump(&ev);
+        ck_assert_ptr_nonnull(dump);
+        if (c->secret != NULL) {
+            ck_assert_msg(strstr(dump, c->secret) == NULL, "'%s' leaked in %s", c->secret, dump);
+        }
+        free(dump);
+        tt_event_clear(&ev);
+    }
+}
+END_TEST
+
 static void check_ok(const ok_case *c, tt_event *ev)
 {
     char *dump = tt_event_dump(ev);
@@ -1292,6 +1361,7 @@ Suite *tt_event_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hostile");
+    tcase_add_loop_test(tc, test_path_redaction, 0, NCASES(path_cases));
     tcase_add_loop_test(tc, test_raw, 0, NCASES(raw_cases));
     tcase_add_loop_test(tc, test_deep_nesting, 0, NCASES(depth_cases));
     suite_add_tcase(s, tc);
