@@ -93,6 +93,14 @@ steal_pct() {
             if (d > 0) p = 100 * (b[i + 1] - a[i + 1]) / d
             printf "%s%s:%.0f%%", (i == 1 ? "" : ","), a[i], p } }'
 }
+# start_server SPIN_US: the bench server on SERVER_CPU; sets SERVER_PID, PORT
+start_server() {
+    rm -f "$WORK/port"
+    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" "$1" &
+    SERVER_PID=$!
+    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
+    PORT=$(cat "$WORK/port")
+}
 pressure() { sed -n 's/^some avg10=\([0-9.]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0; }
 wait_quiet() {
     [ -n "${DRILL_BENCH_MAX_PRESSURE:-}" ] || return 0
@@ -105,12 +113,7 @@ wait_quiet() {
 for n in $(for c in "${COUNTS[@]}"; do for _ in $(seq 1 "$REPEAT"); do echo "$c"; done; done); do
     wait_quiet
     # a fresh server per run so token numbers start at 0
-    rm -f "$WORK/port"
-    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" \
-        "${DRILL_BENCH_SPIN_US:-0}" &
-    SERVER_PID=$!
-    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-    PORT=$(cat "$WORK/port")
+    start_server "${DRILL_BENCH_SPIN_US:-0}"
     cat >"$WORK/bench.yaml" <<YAML
 name: bench-$n
 authorization_server:
@@ -235,6 +238,14 @@ PY
     [ -n "$min_n" ] && [ "$n" -ge "$min_n" ] || { min_n=$n; per_eng=$(awk '{print $14}' <<<"$line"); }
     case $line in *" ok") ;; *) fails="$fails$n " ;; esac
 done
+# A fresh bench server for a ceiling run, with token tok0 issued (accepted
+# for good: it is never revoked); sets SERVER_PID, PORT and conns.
+ceiling_server() {
+    start_server 0
+    curl -s --noproxy '*' -X POST "http://127.0.0.1:$PORT/token" >/dev/null
+    wait_quiet
+    conns=${DRILL_BENCH_CEILING_CONNS:-100}
+}
 # The ceiling: how many requests/s a lean HTTP/1.1 client (wrk, one thread,
 # keep-alive, no libcurl) gets from one core against the same server, as kcat is
 # the ceiling for the Kafka bench. No client can carry more engineers on that
@@ -242,14 +253,7 @@ done
 ceiling=
 wrk_us=
 if [ "${DRILL_BENCH_CEILING:-1}" != 0 ] && command -v wrk >/dev/null; then
-    rm -f "$WORK/port"
-    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" 0 &
-    SERVER_PID=$!
-    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-    PORT=$(cat "$WORK/port")
-    curl -s --noproxy '*' -X POST "http://127.0.0.1:$PORT/token" >/dev/null
-    wait_quiet
-    conns=${DRILL_BENCH_CEILING_CONNS:-100}
+    ceiling_server
     { time taskset -c "$DRILL_CPU" wrk -t1 -c"$conns" -d"${DRILL_BENCH_CEILING_SECS:-5}s" \
         -H 'Authorization: Bearer tok0' "http://127.0.0.1:$PORT/rs" >"$WORK/wrk.txt"; } 2>"$WORK/wrk-cpu.txt"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
@@ -265,14 +269,7 @@ fi
 # doing nothing else, the most any libcurl-based harness gets from this core.
 curl_ceiling=
 if [ "${DRILL_BENCH_CEILING:-1}" != 0 ]; then
-    rm -f "$WORK/port"
-    taskset -c "$SERVER_CPU" "$WORK/server" "$WORK/port" "$DELAY_MIN" "$DELAY_SPAN" 0 &
-    SERVER_PID=$!
-    for _ in $(seq 1 50); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-    PORT=$(cat "$WORK/port")
-    curl -s --noproxy '*' -X POST "http://127.0.0.1:$PORT/token" >/dev/null
-    wait_quiet
-    conns=${DRILL_BENCH_CEILING_CONNS:-100}
+    ceiling_server
     taskset -c "$DRILL_CPU" "$WORK/curl_ceiling" "http://127.0.0.1:$PORT/rs" "$conns" \
         "${DRILL_BENCH_CEILING_SECS:-5}" 'Authorization: Bearer tok0' >"$WORK/curl.txt" || true
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
