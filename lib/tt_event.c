@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -1050,6 +1051,153 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
     return put(out, "token_id", *token_id, err);
 }
 
+/* ---- credentials inside free text ---- */
+
+static int is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+/* Length of the JWT that starts at s[0..n): three base64url segments joined
+ * by '.', the header (at least 10 characters) starting "eyJ" (a JSON object),
+ * the payload at least 2, the signature possibly empty (an unsecured JWT).
+ * 0 if there is none. */
+static size_t jwt_at(const char *s, size_t n)
+{
+    if (n < 3 || memcmp(s, "eyJ", 3) != 0) {
+        return 0;
+    }
+    size_t len[3] = {0, 0, 0};
+    size_t i = 0;
+    int seg = 0;
+    for (; i < n; i++) {
+        if (is_b64url(s[i])) {
+            len[seg]++;
+        } else if (s[i] == '.' && seg < 2) {
+            seg++;
+        } else {
+            break;
+        }
+    }
+    return seg == 2 && len[0] >= 10 && len[1] >= 2 ? i : 0;
+}
+
+/* Is s[0..n) a credential rather than a word of prose? A bearer token: at
+ * least 16 characters, not all lowercase letters ("Bearer authentication" is
+ * prose). Basic: base64 of "user:password". */
+static int looks_like_credential(int basic, const char *s, size_t n)
+{
+    if (!basic) {
+        if (n < 16) {
+            return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] < 'a' || s[i] > 'z') {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    unsigned char dec[96];
+    if (n < 4 || n % 4 != 0 || n > 4 * (sizeof(dec) / 3)) {
+        return n > 4 * (sizeof(dec) / 3); /* too long to check: treat as one */
+    }
+    int len = EVP_DecodeBlock(dec, (const unsigned char *)s, (int)n);
+    int has_colon = len > 0 && memchr(dec, ':', (size_t)len) != NULL;
+    OPENSSL_cleanse(dec, sizeof(dec));
+    return has_colon;
+}
+
+/* At s[0..n), an HTTP authorization scheme ("Bearer" or "Basic", any case)
+ * followed by spaces and a credential (token68 that looks_like_credential)?
+ * Returns the credential's offset and sets *clen and *basic, or returns 0. */
+static size_t auth_cred_at(const char *s, size_t n, size_t *clen, int *basic)
+{
+    static const char *const schemes[] = {"bearer", "basic"};
+    for (int k = 0; k < 2; k++) {
+        size_t sl = strlen(schemes[k]), i = sl;
+        if (n <= sl || strncasecmp(s, schemes[k], sl) != 0 || s[i] != ' ') {
+            continue;
+        }
+        while (i < n && s[i] == ' ') {
+            i++;
+        }
+        size_t c = i;
+        while (i < n && (is_b64url(s[i]) || strchr(".~+/", s[i]) != NULL)) {
+            i++;
+        }
+        while (i < n && s[i] == '=') {
+            i++;
+        }
+        if (looks_like_credential(k == 1, s + c, i - c)) {
+            *clen = i - c;
+            *basic = k == 1;
+            return c;
+        }
+    }
+    return 0;
+}
+
+/* A stored string: s[0..n) with every raw JWT and every credential after
+ * "Bearer " replaced by its sha256: fingerprint (the token_id of that token)
+ * and every credential after "Basic " (a user and password) by TT_REDACTED
+ * (see looks_like_credential for what counts as one).
+ * Used for every free-text value of an event (data strings, the subject,
+ * extension attributes, data.path): a token pasted into a reason or a
+ * forwarded log line must not reach storage. NULL when out of memory. */
+static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
+{
+    int suspect = memmem(s, n, "eyJ", 3) != NULL;
+    /* "Bearer " or "Basic " in any case: look before each space */
+    for (const char *sp = memchr(s, ' ', n); !suspect && sp != NULL;
+         sp = memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) {
+        size_t at = (size_t)(sp - s);
+        suspect = (at >= 5 && strncasecmp(sp - 5, "basic", 5) == 0) ||
+                  (at >= 6 && strncasecmp(sp - 6, "bearer", 6) == 0);
+    }
+    if (!suspect) {
+        return mkstr(vw, s, n); /* the common case: nothing to look at */
+    }
+    /* every replacement covers at least 8 bytes and writes at most a
+     * fingerprint */
+    char *out = malloc(n + (n / 8 + 1) * TT_FINGERPRINT_BUFSZ);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t o = 0, i = 0;
+    while (i < n) {
+        size_t clen = 0, c = 0, j = 0;
+        int basic = 0;
+        int boundary = i == 0 || !is_b64url(s[i - 1]);
+        if (boundary && (c = auth_cred_at(s + i, n - i, &clen, &basic)) != 0) {
+            memcpy(out + o, s + i, c);
+            o += c;
+            if (!basic) {
+                char fp[TT_FINGERPRINT_BUFSZ];
+                tt_fingerprint(s + i + c, clen, fp);
+                memcpy(out + o, fp, strlen(fp));
+                o += strlen(fp);
+            } else {
+                memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
+                o += sizeof(TT_REDACTED) - 1;
+            }
+            i += c + clen;
+        } else if (boundary && (j = jwt_at(s + i, n - i)) != 0) {
+            char fp[TT_FINGERPRINT_BUFSZ];
+            tt_fingerprint(s + i, j, fp);
+            memcpy(out + o, fp, strlen(fp));
+            o += strlen(fp);
+            i += j;
+        } else {
+            out[o++] = s[i++];
+        }
+    }
+    json_t *js = mkstr(vw, out, o);
+    free(out);
+    return js;
+}
+
 /* ---- data.path: credentials in the query ---- */
 
 static int hexval(char c)
@@ -1204,10 +1352,44 @@ static size_t redact_userinfo(const char *s, size_t n, char *out)
  * (access_token=..., client_secret=..., X-Amz-Signature=...) redacted by
  * redact_params, then the password of any URL's user info by
  * redact_userinfo. Returns a new string, NULL when out of memory. */
+/* Does s[0..n) hold anything redact_params or redact_userinfo would change?
+ * (Most paths do not: this saves their copies.) */
+static int path_has_credentials(const char *s, size_t n)
+{
+    for (const char *u = memmem(s, n, "://", 3); u != NULL;
+         u = memmem(u + 3, n - (size_t)(u + 3 - s), "://", 3)) {
+        for (const char *c = u + 3; c < s + n && !strchr("/?#&; ", *c); c++) {
+            if (*c == '@') {
+                return 1; /* user info, perhaps with a password */
+            }
+        }
+    }
+    const char *q = memchr(s, '?', n);
+    const char *h = memchr(s, '#', n);
+    size_t i = q && (!h || q < h) ? (size_t)(q - s) : h ? (size_t)(h - s) : n;
+    while (i < n) {
+        size_t ns = ++i;
+        while (i < n && s[i] != '=' && s[i] != '&' && s[i] != ';' && s[i] != '#') {
+            i++;
+        }
+        if (i < n && s[i] == '=') {
+            char dec[64];
+            size_t nn = i - ns;
+            if (nn >= sizeof(dec) || path_param_class(dec, form_decode(s + ns, nn, dec)) != 0) {
+                return 1;
+            }
+            while (i < n && s[i] != '&' && s[i] != ';' && s[i] != '#') {
+                i++;
+            }
+        }
+    }
+    return 0;
+}
+
 static json_t *path_redacted(const view *vw, const char *s, size_t n)
 {
-    if (memchr(s, '?', n) == NULL && memchr(s, '#', n) == NULL && memmem(s, n, "://", 3) == NULL) {
-        return mkstr(vw, s, n);
+    if (!path_has_credentials(s, n)) {
+        return mkstr_clean(vw, s, n);
     }
     /* A parameter takes at least 2 bytes ("&x") and grows by at most a
      * fingerprint; a user info ("://:@", 5 bytes) by the marker. */
@@ -1219,7 +1401,7 @@ static json_t *path_redacted(const view *vw, const char *s, size_t n)
     json_t *j = NULL;
     if (mid != NULL && out != NULL && dec != NULL) {
         size_t m = redact_params(s, n, mid, dec);
-        j = mkstr(vw, out, redact_userinfo(mid, m, out));
+        j = mkstr_clean(vw, out, redact_userinfo(mid, m, out));
     }
     free(mid);
     free(out);
@@ -1246,7 +1428,7 @@ static int do_field(const view *vw, size_t fi, const val *v, json_t *out, data_s
         if (check_string(v, "data.", f->name, f->max, err) != 0) {
             return -1;
         }
-        json_t *s = mkstr(vw, v->s, v->n);
+        json_t *s = mkstr_clean(vw, v->s, v->n);
         if (fi == FI_INCIDENT_ID) {
             st->incident_id = s;
         }
@@ -1435,12 +1617,12 @@ static const char *credential_word(const char *key, size_t n)
 
 static json_t *ext_value(const view *vw, const val *v)
 {
-    if (v->j != NULL) {
+    if (v->j != NULL && !json_is_string(v->j)) {
         return json_copy((json_t *)(uintptr_t)v->j);
     }
     switch (v->kind) {
     case V_STRING:
-        return mkstr(vw, v->s, v->n);
+        return mkstr_clean(vw, v->s, v->n);
     case V_INTEGER:
         return json_integer(v->i);
     case V_TRUE:
@@ -1586,7 +1768,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     v = &vw->attr[A_SUBJECT];
     if (v->kind != V_ABSENT) {
         if (check_string(v, "", "subject", TT_EV_MAX_TEXT, err) != 0 ||
-            put(out, "subject", mkstr(vw, v->s, v->n), err) != 0) {
+            put(out, "subject", mkstr_clean(vw, v->s, v->n), err) != 0) {
             return -1;
         }
     }

@@ -18,6 +18,8 @@ s_ext='RAWTOK-ext-Lk2Jh3Gf4Ds5Ap6Mn'
 s_qry='RAWTOK-qry-Ha7Jb8Kc9Ld0Me1Nf'   # ?access_token= in data.path (RFC 6750 2.3)
 s_cs='RAWTOK-csq-Pa1Qb2Rc3Sd4Te5Uf'    # ?client_secret= in data.path
 s_pw='RAWTOK-pwd-Vg6Wh7Xi8Yj9Zk0Al'    # the password of a URL's user info
+s_brr='RAWTOK-brr-Bm2Cn3Do4Ep5Fq6Gr'   # after "Bearer " in a free-text reason
+s_jwt='eyJhbGciOiJIUzI1NiJ9.eyJSQVdUT0siOiJqd3QtaW4tc3ViamVjdCJ9.RAWTOK-jws-Hs7It8Ju9Kv0'  # in the subject
 
 {
     tt_ev_issued s1 as "$s_ok1"
@@ -31,11 +33,13 @@ s_pw='RAWTOK-pwd-Vg6Wh7Xi8Yj9Zk0Al'    # the password of a URL's user info
     # a token in an extension attribute named like a credential
     printf '{"specversion":"1.0","id":"s5x","source":"gw","type":"token.used","time":"2026-11-22T07:02:00Z","accesstoken":"%s","data":{"token_id":"a","resource":"r"}}\n' "$s_ext"
     # credentials in the request URI an access log forwarded: accepted, redacted
+    # credentials pasted into free text: accepted, fingerprinted
+    printf '{"specversion":"1.0","id":"s5r","source":"ops","type":"token.revoked","time":"2026-11-22T07:04:00Z","subject":"%s","data":{"token_id":"r","reason":"pasted Authorization: Bearer %s in #ops"}}\n' "$s_jwt" "$s_brr"
     printf '{"specversion":"1.0","id":"s5q","source":"gw","type":"token.used","time":"2026-11-22T07:03:00Z","data":{"token_id":"q","resource":"r","path":"https://ops:%s@api.example/v1/orders?access_token=%s&limit=5;client_secret=%s"}}\n' "$s_pw" "$s_qry" "$s_cs"
 } >"$TT_TMP/req.ndjson"
 tt_post "$TT_TMP/req.ndjson"
 assert_eq "$STATUS" 200 "ndjson status"
-assert_jq "$BODY" '.accepted == 3 and .rejected == 4' "ndjson counts"
+assert_jq "$BODY" '.accepted == 4 and .rejected == 4' "ndjson counts"
 assert_jq "$BODY" '[.errors[] | select(.id == "s5x" and (.error | startswith("accesstoken: extension attribute named like a credential")))] | length == 1' \
     "extension named like a credential: rejected with the reason"
 resp_all=$BODY
@@ -64,7 +68,7 @@ check_files() {
     for f in "${files[@]}"; do
         [ -e "$f" ] || { note "$when: $(basename "$f") absent"; continue; }
         note "$when: $(basename "$f") $(wc -c <"$f") bytes"
-        for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext" "$s_qry" "$s_cs" "$s_pw"; do
+        for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext" "$s_qry" "$s_cs" "$s_pw" "$s_brr" "$s_jwt"; do
             pass
             if grep -aqF -- "$(core "$s")" "$f"; then
                 fail "$when: raw token '$s' found in $f"
@@ -76,7 +80,7 @@ check_files() {
 # While running: the events live in the WAL, and the SHM exists.
 assert_eq "$( [ -e "$TT_DB-wal" ] && echo yes)" yes "WAL file exists while running"
 check_files running
-for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext" "$s_qry" "$s_cs" "$s_pw"; do
+for s in "$s_ok1" "$s_ok2" "$s_rej" "$s_bad" "$s_gz" "$s_arr" "$s_ext" "$s_qry" "$s_cs" "$s_pw" "$s_brr" "$s_jwt"; do
     assert_not_contains "$resp_all" "$(core "$s")" "responses"
 done
 # The fingerprints are in the database files (DB or WAL).
@@ -93,6 +97,9 @@ fp=$(tt_fingerprint "$s_qry")
 assert_eq "$(tt_events --token q | jq -r .data.path)" \
     "https://ops:<redacted>@api.example/v1/orders?access_token=$fp&limit=5;client_secret=<redacted>" \
     "credentials in data.path redacted"
+assert_eq "$(tt_events --token r | jq -r '.subject + " | " + .data.reason')" \
+    "$(tt_fingerprint "$s_jwt") | pasted Authorization: Bearer $(tt_fingerprint "$s_brr") in #ops" \
+    "credentials in free text fingerprinted"
 
 tt_stop
 assert_eq "$TT_RC" 0 "exit status"

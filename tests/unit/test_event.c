@@ -190,6 +190,89 @@ START_TEST(test_path_redaction)
 }
 END_TEST
 
+/* Free text (data strings, the subject, extension attributes, data.path):
+ * a raw JWT or a "Bearer" credential becomes its fingerprint, a "Basic"
+ * credential <redacted>; prose is left alone. */
+#define JWT "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
+#define FP_JWT "sha256:9f0240aeb574982ba29029034c3a0baa64efb7f8764c515413a71b471dba5ac6"
+#define OPAQUE "Zq8Xv3Lm0Pw7Rt5Ny2Kb"
+#define FP_OPAQUE "sha256:f946b8bd683010434355fa2d3a7e64129ba60ebc947f7671f4070fbecbf049ea"
+
+typedef struct {
+    const char *type;   /* event type */
+    const char *data;   /* data members besides token_id (escaped JSON) */
+    const char *ext;    /* top-level members besides the required ones, or "" */
+    const char *ptr;    /* JSON pointer-ish: "data.<key>" or "<attr>" */
+    const char *out;    /* the stored value */
+    const char *secret; /* must not appear in the output (NULL: none) */
+} text_case;
+
+static const text_case text_cases[] = {
+    {"token.revoked", "\"reason\":\"leaked: " JWT " in a ticket\"", "", "data.reason",
+     "leaked: " FP_JWT " in a ticket", "c2ln"},
+    {"token.revoked", "\"reason\":\"curl -H 'Authorization: Bearer " OPAQUE "'\"", "", "data.reason",
+     "curl -H 'Authorization: Bearer " FP_OPAQUE "'", OPAQUE},
+    {"token.revoked", "\"actor\":\"BEARER   " OPAQUE "\"", "", "data.actor",
+     "BEARER   " FP_OPAQUE, OPAQUE},
+    /* base64("user:pass") */
+    {"token.revoked", "\"reason\":\"Basic dXNlcjpwYXNz sent\"", "", "data.reason",
+     "Basic <redacted> sent", "dXNlcjpwYXNz"},
+    {"token.used", "\"resource\":\"r\",\"path\":\"/t/" JWT "/x\"", "", "data.path",
+     "/t/" FP_JWT "/x", "c2ln"},
+    {"token.used", "\"resource\":\"r\"", ",\"subject\":\"" JWT "\"", "subject", FP_JWT, "c2ln"},
+    {"token.used", "\"resource\":\"r\"", ",\"note\":\"bearer " OPAQUE "\"", "note",
+     "bearer " FP_OPAQUE, OPAQUE},
+    /* prose and near misses stay as they are */
+    {"token.revoked", "\"reason\":\"bearer authentication failed\"", "", "data.reason",
+     "bearer authentication failed", NULL},
+    {"token.revoked", "\"reason\":\"Basic auth disabled\"", "", "data.reason",
+     "Basic auth disabled", NULL},
+    {"token.revoked", "\"reason\":\"Bearer abc123\"", "", "data.reason", "Bearer abc123", NULL},
+    {"token.revoked", "\"reason\":\"see eyJ.a.b and xeyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln\"",
+     "", "data.reason", "see eyJ.a.b and xeyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", NULL},
+};
+
+START_TEST(test_text_redaction)
+{
+    const text_case *c = &text_cases[_i];
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"src\",\"type\":\"%s\","
+             "\"time\":0%s,\"data\":{\"token_id\":\"t1\",%s}}",
+             c->type, c->ext, c->data);
+    for (int reader = 0; reader < 2; reader++) {
+        tt_event ev;
+        tt_event_error err;
+        int rc;
+        if (reader == 0) {
+            rc = tt_event_parse(buf, strlen(buf), &ev, &err);
+        } else {
+            json_t *in = load(buf);
+            rc = tt_event_from_json(in, &ev, &err);
+            json_decref(in);
+        }
+        ck_assert_msg(rc == 0, "%s rejected: %s", buf, err.msg);
+        json_t *obj = ev.json;
+        const char *key = c->ptr;
+        if (strncmp(key, "data.", 5) == 0) {
+            obj = json_object_get(obj, "data");
+            key += 5;
+        }
+        const char *got = json_string_value(json_object_get(obj, key));
+        ck_assert_ptr_nonnull(got);
+        ck_assert_msg(strcmp(got, c->out) == 0, "reader %d: %s is '%s', want '%s'", reader, c->ptr,
+                      got, c->out);
+        char *dump = tt_event_dump(&ev);
+        ck_assert_ptr_nonnull(dump);
+        if (c->secret != NULL) {
+            ck_assert_msg(strstr(dump, c->secret) == NULL, "'%s' leaked in %s", c->secret, dump);
+        }
+        free(dump);
+        tt_event_clear(&ev);
+    }
+}
+END_TEST
+
 static void check_ok(const ok_case *c, tt_event *ev)
 {
     char *dump = tt_event_dump(ev);
@@ -1362,6 +1445,7 @@ Suite *tt_event_suite(void)
 
     tc = tcase_create("hostile");
     tcase_add_loop_test(tc, test_path_redaction, 0, NCASES(path_cases));
+    tcase_add_loop_test(tc, test_text_redaction, 0, NCASES(text_cases));
     tcase_add_loop_test(tc, test_raw, 0, NCASES(raw_cases));
     tcase_add_loop_test(tc, test_deep_nesting, 0, NCASES(depth_cases));
     suite_add_tcase(s, tc);
