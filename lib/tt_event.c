@@ -1169,8 +1169,9 @@ static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
     while (i < n) {
         size_t clen = 0, c = 0, j = 0;
         int basic = 0;
-        int boundary = i == 0 || !is_b64url(s[i - 1]);
-        if (boundary && (c = auth_cred_at(s + i, n - i, &clen, &basic)) != 0) {
+        /* no word boundary asked for: "xBearer <token>" or "id=eyJ..." is
+         * still a token, and looks_like_credential keeps prose out */
+        if ((c = auth_cred_at(s + i, n - i, &clen, &basic)) != 0) {
             memcpy(out + o, s + i, c);
             o += c;
             if (!basic) {
@@ -1183,7 +1184,7 @@ static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
                 o += sizeof(TT_REDACTED) - 1;
             }
             i += c + clen;
-        } else if (boundary && (j = jwt_at(s + i, n - i)) != 0) {
+        } else if ((j = jwt_at(s + i, n - i)) != 0) {
             char fp[TT_FINGERPRINT_BUFSZ];
             tt_fingerprint(s + i, j, fp);
             memcpy(out + o, fp, strlen(fp));
