@@ -12,6 +12,11 @@
 //   LAB_EVENTS_FILE  append provider events as JSON lines here (default: stdout)
 //   LAB_EVENTS_URL   also POST each event (JSON) to this URL, fire-and-forget
 //   LAB_HTTP_LOG     "0" disables the per-request "http" event lines (default on)
+//   LAB_TOKEN_LOG    TEST INSTRUMENTATION ONLY, off by default: append the raw
+//                    value of every access token issued (client_credentials,
+//                    device code, token exchange) to this file, one per line,
+//                    file mode 0600. Lets a test grep tokentrail's output for
+//                    the real token values (tests/integration/t_lab_no_secrets.sh).
 //
 // Lab only. Never expose this outside 127.0.0.1.
 
@@ -353,6 +358,27 @@ function tokenFields(token) {
 for (const ev of ['client_credentials.saved', 'client_credentials.destroyed',
   'access_token.saved', 'access_token.destroyed']) {
   provider.on(ev, (token) => emitEvent(ev, tokenFields(token)));
+}
+
+// LAB_TOKEN_LOG (test instrumentation, off by default): the raw value of every
+// access token, one per line, in a 0600 file. For opaque tokens in
+// oidc-provider 9.x the value is the model's jti (formats/opaque.js
+// getValueAndPayload returns { value: token.jti }), and `*.saved` is emitted
+// by BaseModel.save() before the token response is sent. The write is
+// synchronous, so a token is in the file before its client has it.
+if (process.env.LAB_TOKEN_LOG) {
+  const tokenLogFd = fs.openSync(process.env.LAB_TOKEN_LOG, 'a', 0o600);
+  fs.fchmodSync(tokenLogFd, 0o600);
+  process.stderr.write(`LAB_TOKEN_LOG is set: raw access tokens are appended to ${process.env.LAB_TOKEN_LOG} (test instrumentation)\n`);
+  for (const ev of ['client_credentials.saved', 'access_token.saved']) {
+    provider.on(ev, (token) => {
+      try {
+        if (typeof token.jti === 'string' && token.jti) fs.writeSync(tokenLogFd, `${token.jti}\n`);
+      } catch (err) {
+        process.stderr.write(`LAB_TOKEN_LOG: write failed: ${err.message}\n`);
+      }
+    });
+  }
 }
 provider.on('grant.success', (ctx) => {
   const tok = ctx.oidc.entities.ClientCredentials || ctx.oidc.entities.AccessToken;

@@ -20,6 +20,10 @@
 #                   CloudEvents to this tokentrail collector (…/v1/events) with
 #                   forward.mjs; LAB_COLLECTOR_TOKEN_FILE holds its bearer token
 #   LAB_START_TIMEOUT seconds to wait for readiness (default 20)
+#   LAB_TOKEN_LOG   TEST INSTRUMENTATION ONLY, off by default: the AS appends
+#                   the raw value of every access token it issues to this file
+#                   (one per line, mode 0600), so a test can look for them in
+#                   tokentrail's output. Never set it outside tests.
 #
 # Secrets are generated at start (lab-only values), written under DIR/secrets
 # (0700/0600) and into DIR/as-config.json and DIR/rs.conf (both 0600).
@@ -194,8 +198,20 @@ EOF
     # --- authorization server --------------------------------------------
     : >"$dir/logs/as.log"
     : >"$dir/logs/as-events.jsonl"
+    local token_log=""
+    if [ -n "${LAB_TOKEN_LOG:-}" ]; then
+        # as.mjs runs in LAB_HOME: make the path absolute; create it 0600.
+        case $LAB_TOKEN_LOG in
+        /*) token_log=$LAB_TOKEN_LOG ;;
+        *) token_log=$PWD/$LAB_TOKEN_LOG ;;
+        esac
+        (umask 077 && : >>"$token_log") || die "cannot create LAB_TOKEN_LOG $token_log"
+        chmod 0600 "$token_log"
+        say "LAB_TOKEN_LOG: raw access tokens go to $token_log (test instrumentation)"
+    fi
     (
         cd "$LAB_HOME"
+        if [ -n "$token_log" ]; then export LAB_TOKEN_LOG="$token_log"; else unset LAB_TOKEN_LOG; fi
         unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
         export LAB_EVENTS_FILE="$dir/logs/as-events.jsonl"
         exec node "$LAB_HOME/as.mjs" "$as_port" "$dir/as-config.json" </dev/null >>"$dir/logs/as.log" 2>&1
