@@ -1726,7 +1726,8 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
         if (check_string(v, "", name, required_strings[i].max, err) != 0) {
             return -1;
         }
-        copies[i] = mkstr(vw, v->s, v->n);
+        /* id is free text; source a URI-reference like data.path */
+        copies[i] = i == 0 ? mkstr_clean(vw, v->s, v->n) : path_redacted(vw, v->s, v->n);
         if (put(out, name, copies[i], err) != 0) {
             return -1;
         }
@@ -1790,7 +1791,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     v = &vw->attr[A_DATASCHEMA];
     if (v->kind != V_ABSENT) {
         if (check_string(v, "", "dataschema", TT_EV_MAX_SOURCE, err) != 0 ||
-            put(out, "dataschema", mkstr(vw, v->s, v->n), err) != 0) {
+            put(out, "dataschema", path_redacted(vw, v->s, v->n), err) != 0) {
             return -1;
         }
     }

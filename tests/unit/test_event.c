@@ -222,6 +222,8 @@ static const text_case text_cases[] = {
     {"token.used", "\"resource\":\"r\"", ",\"subject\":\"" JWT "\"", "subject", FP_JWT, "c2ln"},
     {"token.used", "\"resource\":\"r\"", ",\"note\":\"bearer " OPAQUE "\"", "note",
      "bearer " FP_OPAQUE, OPAQUE},
+    {"token.used", "\"resource\":\"r\"", ",\"dataschema\":\"https://u:pw4@h/s.json?token=" OPAQUE "\"",
+     "dataschema", "https://u:<redacted>@h/s.json?token=" FP_OPAQUE, OPAQUE},
     /* prose and near misses stay as they are */
     {"token.revoked", "\"reason\":\"bearer authentication failed\"", "", "data.reason",
      "bearer authentication failed", NULL},
@@ -234,6 +236,34 @@ static const text_case text_cases[] = {
     {"token.revoked", "\"reason\":\"xBearer " OPAQUE " id=" JWT "\"", "", "data.reason",
      "xBearer " FP_OPAQUE " id=" FP_JWT, OPAQUE},
 };
+
+/* id and source are stored cleaned too (the same way every time, so
+ * duplicates are still recognised): source as a URI-reference, id as text. */
+START_TEST(test_attr_redaction)
+{
+    const char *buf = "{\"specversion\":\"1.0\",\"id\":\"ev-" JWT "\","
+                      "\"source\":\"//rs/orders?access_token=" OPAQUE "\",\"type\":\"token.used\","
+                      "\"time\":0,\"data\":{\"token_id\":\"t1\",\"resource\":\"r\"}}";
+    for (int reader = 0; reader < 2; reader++) {
+        tt_event ev;
+        tt_event_error err;
+        int rc;
+        if (reader == 0) {
+            rc = tt_event_parse(buf, strlen(buf), &ev, &err);
+        } else {
+            json_t *in = load(buf);
+            rc = tt_event_from_json(in, &ev, &err);
+            json_decref(in);
+        }
+        ck_assert_msg(rc == 0, "rejected: %s", err.msg);
+        ck_assert_str_eq(ev.id, "ev-" FP_JWT);
+        ck_assert_str_eq(ev.source, "//rs/orders?access_token=" FP_OPAQUE);
+        ck_assert_str_eq(json_string_value(json_object_get(ev.json, "id")), ev.id);
+        ck_assert_str_eq(json_string_value(json_object_get(ev.json, "source")), ev.source);
+        tt_event_clear(&ev);
+    }
+}
+END_TEST
 
 START_TEST(test_text_redaction)
 {
@@ -1502,6 +1532,7 @@ Suite *tt_event_suite(void)
     tcase_add_loop_test(tc, test_path_redaction, 0, NCASES(path_cases));
     tcase_add_loop_test(tc, test_text_redaction, 0, NCASES(text_cases));
     tcase_add_test(tc, test_redaction_random);
+    tcase_add_test(tc, test_attr_redaction);
     tcase_add_loop_test(tc, test_raw, 0, NCASES(raw_cases));
     tcase_add_loop_test(tc, test_deep_nesting, 0, NCASES(depth_cases));
     suite_add_tcase(s, tc);
