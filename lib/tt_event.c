@@ -20,6 +20,8 @@
 #define ECHO_MAX 64
 
 #define EXT_NAME_MAX 20
+#define TT_STR_(x) #x
+#define TT_STR(x) TT_STR_(x)
 #define SEVERITY_MAX 32
 #define METHOD_MAX 16
 #define IP_MAX 64
@@ -844,6 +846,15 @@ static int fail_entry(tt_event_error *err, tt_reject_reason reason, const char *
     return -1;
 }
 
+static size_t clean_text(const char *s, size_t n, char *out, size_t *outn);
+
+/* Why an identifier that carries a credential is refused: identifiers are
+ * stored as sent (they name things and decide duplicates), so a credential in
+ * one cannot be replaced, only kept out. */
+#define CREDENTIAL_PROBLEM                                                                         \
+    "holds a credential (a raw JWT, or a Bearer or Basic credential); tokentrail stores no raw "   \
+    "tokens: send a token as data.token to have it fingerprinted"
+
 /* Checks one list entry of data.<name> at position idx. */
 static int check_entry(const char *name, size_t idx, const char *p, size_t n, enum list_mode mode,
                        tt_event_error *err)
@@ -865,6 +876,10 @@ static int check_entry(const char *name, size_t idx, const char *p, size_t n, en
                 return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, "invalid scope character");
             }
         }
+    }
+    size_t ign = 0;
+    if (clean_text(p, n, NULL, &ign) > 0) {
+        return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, CREDENTIAL_PROBLEM);
     }
     return 0;
 }
@@ -1014,6 +1029,10 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id",
                         "looks like a raw JWT; send it as data.token to have it fingerprinted");
         }
+        size_t ign = 0;
+        if (clean_text(tid->s, tid->n, NULL, &ign) > 0) {
+            return fail(err, TT_REJ_BAD_VALUE, "data.token_id", CREDENTIAL_PROBLEM);
+        }
         if (tid->n >= 7 && memcmp(tid->s, "sha256:", 7) == 0 && !is_fingerprint_span(tid->s, tid->n)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id", "malformed sha256 fingerprint");
         }
@@ -1051,7 +1070,7 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
     return put(out, "token_id", *token_id, err);
 }
 
-/* ---- credentials inside free text ---- */
+/* ---- credentials inside text ---- */
 
 static int is_b64url(char c)
 {
@@ -1059,33 +1078,47 @@ static int is_b64url(char c)
            c == '-' || c == '_';
 }
 
-/* Length of the JWT that starts at s[0..n): three base64url segments joined
- * by '.', the header (at least 10 characters) starting "eyJ" (a JSON object),
- * the payload at least 2, the signature possibly empty (an unsecured JWT).
- * 0 if there is none. */
+/* Length of the JWT that starts at s[0..n), or 0: base64url segments ('='
+ * padding tolerated) joined by '.', the header (at least 10 characters)
+ * starting "eyJ" (a JSON object); a JWS has 3 segments, the payload at least
+ * 2 characters, the signature possibly empty (an unsecured JWT); a JWE has 5,
+ * the second possibly empty (direct encryption). */
 static size_t jwt_at(const char *s, size_t n)
 {
     if (n < 3 || memcmp(s, "eyJ", 3) != 0) {
         return 0;
     }
-    size_t len[3] = {0, 0, 0};
-    size_t i = 0;
+    size_t len[5] = {0, 0, 0, 0, 0};
+    size_t i = 0, third_dot = 0;
     int seg = 0;
     for (; i < n; i++) {
-        if (is_b64url(s[i])) {
+        if (is_b64url(s[i]) || s[i] == '=') {
             len[seg]++;
-        } else if (s[i] == '.' && seg < 2) {
+        } else if (s[i] == '.' && seg < 4) {
             seg++;
+            if (seg == 3) {
+                third_dot = i;
+            }
         } else {
             break;
         }
     }
-    return seg == 2 && len[0] >= 10 && len[1] >= 2 ? i : 0;
+    if (len[0] < 10) {
+        return 0;
+    }
+    if (seg == 4) {
+        return i; /* JWE */
+    }
+    if (seg >= 2 && len[1] >= 2) {
+        return seg == 2 ? i : third_dot; /* JWS, then a stray '.' */
+    }
+    return 0;
 }
 
-/* Is s[0..n) a credential rather than a word of prose? A bearer token: at
- * least 16 characters, not all lowercase letters ("Bearer authentication" is
- * prose). Basic: base64 of "user:password". */
+/* Is s[0..n) a credential rather than a word of prose? A bearer token (or a
+ * token used as a URL's user name): at least 16 characters, not all lowercase
+ * letters ("Bearer authentication" is prose). Basic: base64 of
+ * "user:password", padded or not. */
 static int looks_like_credential(int basic, const char *s, size_t n)
 {
     if (!basic) {
@@ -1099,32 +1132,45 @@ static int looks_like_credential(int basic, const char *s, size_t n)
         }
         return 0;
     }
+    unsigned char in[128];
     unsigned char dec[96];
-    if (n < 4 || n % 4 != 0 || n > 4 * (sizeof(dec) / 3)) {
-        return n > 4 * (sizeof(dec) / 3); /* too long to check: treat as one */
+    if (n > sizeof(in) - 3) {
+        return 1; /* too long to check: treat it as one */
     }
-    int len = EVP_DecodeBlock(dec, (const unsigned char *)s, (int)n);
+    size_t m = n;
+    memcpy(in, s, n);
+    while (m % 4 != 0) {
+        in[m++] = '=';
+    }
+    int len = n < 4 ? -1 : EVP_DecodeBlock(dec, in, (int)m);
     int has_colon = len > 0 && memchr(dec, ':', (size_t)len) != NULL;
     OPENSSL_cleanse(dec, sizeof(dec));
+    OPENSSL_cleanse(in, sizeof(in));
     return has_colon;
 }
 
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* At s[0..n), an HTTP authorization scheme ("Bearer" or "Basic", any case)
- * followed by spaces and a credential (token68 that looks_like_credential)?
+ * followed by blanks and a credential (token68 that looks_like_credential)?
  * Returns the credential's offset and sets *clen and *basic, or returns 0. */
 static size_t auth_cred_at(const char *s, size_t n, size_t *clen, int *basic)
 {
     static const char *const schemes[] = {"bearer", "basic"};
     for (int k = 0; k < 2; k++) {
         size_t sl = strlen(schemes[k]), i = sl;
-        if (n <= sl || strncasecmp(s, schemes[k], sl) != 0 || s[i] != ' ') {
+        if (n <= sl || strncasecmp(s, schemes[k], sl) != 0 || !is_blank(s[i])) {
             continue;
         }
-        while (i < n && s[i] == ' ') {
+        while (i < n && is_blank(s[i])) {
             i++;
         }
         size_t c = i;
-        while (i < n && (is_b64url(s[i]) || strchr(".~+/", s[i]) != NULL)) {
+        while (i < n && (is_b64url(s[i]) || s[i] == '.' || s[i] == '~' || s[i] == '+' ||
+                         s[i] == '/')) {
             i++;
         }
         while (i < n && s[i] == '=') {
@@ -1139,67 +1185,126 @@ static size_t auth_cred_at(const char *s, size_t n, size_t *clen, int *basic)
     return 0;
 }
 
-/* A stored string: s[0..n) with every raw JWT and every credential after
- * "Bearer " replaced by its sha256: fingerprint (the token_id of that token)
- * and every credential after "Basic " (a user and password) by TT_REDACTED
- * (see looks_like_credential for what counts as one).
- * Used for every free-text value of an event (data strings, the subject,
- * extension attributes, data.path): a token pasted into a reason or a
- * forwarded log line must not reach storage. NULL when out of memory. */
-static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
+/* Appends TT_REDACTED, or the fingerprint of cred[0..clen), to out at *o
+ * (out NULL: a dry run, nothing written). */
+static void put_redacted(char *out, size_t *o, const char *cred, size_t clen)
 {
-    int suspect = memmem(s, n, "eyJ", 3) != NULL;
-    /* "Bearer " or "Basic " in any case: look before each space */
-    for (const char *sp = memchr(s, ' ', n); !suspect && sp != NULL;
-         sp = memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) {
-        size_t at = (size_t)(sp - s);
-        suspect = (at >= 5 && strncasecmp(sp - 5, "basic", 5) == 0) ||
-                  (at >= 6 && strncasecmp(sp - 6, "bearer", 6) == 0);
-    }
-    if (!suspect) {
-        return mkstr(vw, s, n); /* the common case: nothing to look at */
-    }
-    /* every replacement covers at least 8 bytes and writes at most a
-     * fingerprint */
-    char *out = malloc(n + (n / 8 + 1) * TT_FINGERPRINT_BUFSZ);
     if (out == NULL) {
-        return NULL;
+        return;
     }
-    size_t o = 0, i = 0;
+    if (cred == NULL) {
+        memcpy(out + *o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
+        *o += sizeof(TT_REDACTED) - 1;
+        return;
+    }
+    char fp[TT_FINGERPRINT_BUFSZ];
+    tt_fingerprint(cred, clen, fp);
+    size_t fl = strlen(fp);
+    memcpy(out + *o, fp, fl);
+    *o += fl;
+}
+
+/* Free text: copies s[0..n) to out (room: TEXT_ROOM(n)) with every raw JWT
+ * and every credential after "Bearer " replaced by its sha256: fingerprint
+ * (the token_id of that token), every credential after "Basic " (a user and
+ * password) by TT_REDACTED. Returns the number of replacements; *outn gets
+ * the length written. out NULL: only count. No word boundary is asked for:
+ * "xBearer <token>" or "id=eyJ..." still hold a token, and
+ * looks_like_credential keeps prose out. */
+#define TEXT_ROOM(n) ((n) + ((n) / 8 + 1) * TT_FINGERPRINT_BUFSZ)
+/* Could s[0..n) hold what clean_text replaces: "eyJ", or "Bearer" or "Basic"
+ * (any case) before a blank? memchr is much cheaper than memmem on the short
+ * strings of an event, and most of them have neither a 'J' nor a blank. */
+static int text_suspect(const char *s, size_t n)
+{
+    for (const char *p = memchr(s, 'J', n); p != NULL; p = memchr(p + 1, 'J', (size_t)(s + n - p - 1))) {
+        if (p - s >= 2 && p[-2] == 'e' && p[-1] == 'y') {
+            return 1;
+        }
+    }
+    for (int b = 0; b < 2; b++) {
+        char blank = b == 0 ? ' ' : '\t';
+        for (const char *p = memchr(s, blank, n); p != NULL;
+             p = memchr(p + 1, blank, (size_t)(s + n - p - 1))) {
+            size_t at = (size_t)(p - s);
+            if ((at >= 5 && strncasecmp(p - 5, "basic", 5) == 0) ||
+                (at >= 6 && strncasecmp(p - 6, "bearer", 6) == 0)) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static size_t clean_text(const char *s, size_t n, char *out, size_t *outn)
+{
+    int suspect = text_suspect(s, n);
+    size_t o = 0, i = 0, changes = 0;
+    if (!suspect) {
+        if (out != NULL) {
+            memcpy(out, s, n);
+        }
+        *outn = n;
+        return 0;
+    }
     while (i < n) {
         size_t clen = 0, c = 0, j = 0;
         int basic = 0;
-        /* no word boundary asked for: "xBearer <token>" or "id=eyJ..." is
-         * still a token, and looks_like_credential keeps prose out */
         if ((c = auth_cred_at(s + i, n - i, &clen, &basic)) != 0) {
-            memcpy(out + o, s + i, c);
-            o += c;
-            if (!basic) {
-                char fp[TT_FINGERPRINT_BUFSZ];
-                tt_fingerprint(s + i + c, clen, fp);
-                memcpy(out + o, fp, strlen(fp));
-                o += strlen(fp);
-            } else {
-                memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
-                o += sizeof(TT_REDACTED) - 1;
+            if (out != NULL) {
+                memcpy(out + o, s + i, c);
             }
+            o += c;
+            put_redacted(out, &o, basic ? NULL : s + i + c, clen);
             i += c + clen;
+            changes++;
         } else if ((j = jwt_at(s + i, n - i)) != 0) {
-            char fp[TT_FINGERPRINT_BUFSZ];
-            tt_fingerprint(s + i, j, fp);
-            memcpy(out + o, fp, strlen(fp));
-            o += strlen(fp);
+            put_redacted(out, &o, s + i, j);
             i += j;
+            changes++;
         } else {
-            out[o++] = s[i++];
+            if (out != NULL) {
+                out[o] = s[i];
+            }
+            o++;
+            i++;
         }
     }
-    json_t *js = mkstr(vw, out, o);
+    *outn = o;
+    return changes;
+}
+
+/* A stored string: s[0..n) through clean_text. NULL when out of memory. */
+static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
+{
+    size_t len = 0;
+    if (clean_text(s, n, NULL, &len) == 0) {
+        return mkstr(vw, s, n); /* the common case: nothing to replace */
+    }
+    char *out = malloc(TEXT_ROOM(n));
+    if (out == NULL) {
+        return NULL;
+    }
+    clean_text(s, n, out, &len);
+    json_t *js = mkstr(vw, out, len);
     free(out);
     return js;
 }
 
-/* ---- data.path: credentials in the query ---- */
+/* ---- URI-references (data.path, source, dataschema): credentials in the
+ * query and in user info ---- */
+
+/* Does s[0..n) contain "//"? */
+static int has_double_slash(const char *s, size_t n)
+{
+    for (const char *p = memchr(s, '/', n); p != NULL && p + 1 < s + n;
+         p = memchr(p + 1, '/', (size_t)(s + n - p - 1))) {
+        if (p[1] == '/') {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static int hexval(char c)
 {
@@ -1229,23 +1334,28 @@ static size_t form_decode(const char *s, size_t n, char *out)
  * fingerprint (a bearer token: RFC 6750 section 2.3 lets clients send it as
  * access_token=, and its fingerprint is the token's token_id), 2 replaced by
  * TT_REDACTED (other secrets, often low in entropy: a hash of a password
- * could be guessed back). name is form-decoded, compared case-insensitively. */
+ * could be guessed back). The name is form-decoded here and compared
+ * case-insensitively. */
 static int path_param_class(const char *name, size_t n)
 {
     static const char *const bearer[] = {"access_token", "refresh_token", "id_token", "token",
                                          NULL};
-    static const char *const exact[] = {"code", "key", "sig", "jwt", "pwd", "assertion", NULL};
-    static const char *const words[] = {"token",     "secret", "passw",   "credential", "signature",
-                                        "apikey",    "api_key", "api-key", "auth",       "session",
-                                        "assertion", NULL};
+    static const char *const exact[] = {"code", "key",  "sig", "jwt",          "pwd",
+                                        "pw",   "pass", "assertion", "samlresponse", NULL};
+    static const char *const words[] = {"token",   "secret",  "passw",     "credential",
+                                        "signature", "apikey", "api_key",  "api-key",
+                                        "auth",    "session", "assertion", "ticket",
+                                        "verifier", "device_code", NULL};
+    char dec[64];
     char low[64];
-    if (n == 0 || n >= sizeof(low)) {
+    if (n == 0 || n >= sizeof(dec)) {
         return n == 0 ? 0 : 2; /* an absurdly long name: keep nothing of its value */
     }
-    for (size_t i = 0; i < n; i++) {
-        low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+    size_t m = form_decode(name, n, dec);
+    for (size_t i = 0; i < m; i++) {
+        low[i] = (dec[i] >= 'A' && dec[i] <= 'Z') ? (char)(dec[i] - 'A' + 'a') : dec[i];
     }
-    low[n] = '\0';
+    low[m] = '\0';
     for (size_t k = 0; bearer[k]; k++) {
         if (strcmp(low, bearer[k]) == 0) {
             return 1;
@@ -1264,150 +1374,215 @@ static int path_param_class(const char *name, size_t n)
     return 0;
 }
 
+static int is_param_end(char c)
+{
+    return c == '&' || c == ';' || c == '#' || c == '?';
+}
+
+static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn);
+
 /* Copies s[0..n) to out with the value of every credential parameter in the
- * query or the fragment replaced as path_param_class says; dec is scratch
- * room for n bytes. Returns the length written. */
-static size_t redact_params(const char *s, size_t n, char *out, char *dec)
+ * query or the fragment replaced as path_param_class says; a value that
+ * decodes to a URL-reference with credentials of its own (a percent-encoded
+ * redirect_uri=...%3Faccess_token%3D...) is replaced by TT_REDACTED. '?' also
+ * separates parameters, so a nested "next=/cb?access_token=..." is seen.
+ * dec: scratch room for n bytes (unused when out is NULL and depth > 0).
+ * out NULL: a dry run. Returns the number of replacements; *outn gets the
+ * length written. */
+static size_t redact_params(const char *s, size_t n, char *out, char *dec, int depth,
+                            size_t *outn)
 {
     const char *q = memchr(s, '?', n);
     const char *h = memchr(s, '#', n);
     size_t i = q && (!h || q < h) ? (size_t)(q - s) : h ? (size_t)(h - s) : n;
-    memcpy(out, s, i);
-    size_t o = i;
+    size_t o = i, changes = 0;
+    if (out != NULL) {
+        memcpy(out, s, i);
+    }
     while (i < n) {
-        /* a separator ('?', '#', '&' or ';'), then name[=value] */
-        out[o++] = s[i++];
-        size_t ns = i;
-        while (i < n && s[i] != '=' && s[i] != '&' && s[i] != ';' && s[i] != '#') {
+        /* a separator, then name[=value] */
+        size_t ns = i + 1;
+        i = ns;
+        while (i < n && s[i] != '=' && !is_param_end(s[i])) {
             i++;
         }
-        memcpy(out + o, s + ns, i - ns);
-        o += i - ns;
-        if (i >= n || s[i] != '=') {
+        size_t ne = i;
+        int has_value = i < n && s[i] == '=';
+        size_t vs = has_value ? i + 1 : i;
+        i = vs;
+        while (has_value && i < n && !is_param_end(s[i])) {
+            i++;
+        }
+        int cls = i == vs ? 0 : path_param_class(s + ns, ne - ns);
+        if (cls == 0 && i > vs && depth == 0 && memchr(s + vs, '%', i - vs) != NULL) {
+            /* a nested, percent-encoded URL-reference */
+            size_t dn = form_decode(s + vs, i - vs, dec), ign = 0;
+            if ((memchr(dec, '?', dn) || memchr(dec, '#', dn) || has_double_slash(dec, dn)) &&
+                (redact_params(dec, dn, NULL, NULL, 1, &ign) > 0 ||
+                 redact_userinfo(dec, dn, NULL, &ign) > 0)) {
+                cls = 2;
+            }
+            OPENSSL_cleanse(dec, dn);
+        }
+        if (out != NULL) {
+            memcpy(out + o, s + ns - 1, vs - (ns - 1)); /* separator, name, '=' */
+        }
+        o += vs - (ns - 1);
+        if (cls == 0) {
+            if (out != NULL) {
+                memcpy(out + o, s + vs, i - vs);
+            }
+            o += i - vs;
             continue;
         }
-        size_t dn = form_decode(s + ns, i - ns, dec);
-        out[o++] = s[i++];
-        size_t vs = i;
-        while (i < n && s[i] != '&' && s[i] != ';' && s[i] != '#') {
-            i++;
-        }
-        int cls = i == vs ? 0 : path_param_class(dec, dn);
-        if (cls == 0) {
-            memcpy(out + o, s + vs, i - vs);
-            o += i - vs;
-        } else if (cls == 1) {
-            char fp[TT_FINGERPRINT_BUFSZ];
-            tt_fingerprint(dec, form_decode(s + vs, i - vs, dec), fp);
-            OPENSSL_cleanse(dec, n);
-            size_t fl = strlen(fp);
-            memcpy(out + o, fp, fl);
-            o += fl;
+        changes++;
+        if (cls == 1 && out != NULL) {
+            size_t dn = form_decode(s + vs, i - vs, dec);
+            put_redacted(out, &o, dec, dn);
+            OPENSSL_cleanse(dec, dn);
         } else {
-            memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
-            o += sizeof(TT_REDACTED) - 1;
+            put_redacted(out, &o, NULL, 0);
         }
     }
-    return o;
+    *outn = out != NULL ? o : n;
+    return changes;
 }
 
-/* Copies s[0..n) to out with the password of every URL's user info
- * ("://user:password@host", the path itself or a URL inside it) replaced by
- * TT_REDACTED. Returns the length written. */
-static size_t redact_userinfo(const char *s, size_t n, char *out)
+/* Where the authority of a URL-reference starts at s[i] ("//" at the start,
+ * after a scheme's ':' or a parameter's '='), the index after the "//";
+ * else 0. */
+static size_t authority_at(const char *s, size_t n, size_t i)
 {
-    size_t o = 0, i = 0;
+    if (i + 2 > n || s[i] != '/' || s[i + 1] != '/') {
+        return 0;
+    }
+    return i == 0 || s[i - 1] == ':' || s[i - 1] == '=' ? i + 2 : 0;
+}
+
+/* Copies s[0..n) to out (room: n + n / 2 + sizeof(TT_REDACTED)) with the
+ * password of every URL's user info ("//user:password@host", the reference
+ * itself or one inside it) replaced by TT_REDACTED, and a user name that
+ * looks_like_credential (a token as user name) too. The authority runs to
+ * '/', '?', '#', '\' or a blank: '&' and ';' may be in a password. out NULL:
+ * only count. Returns the number of replacements; *outn gets the length
+ * written. */
+static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
+{
+    size_t o = 0, i = 0, changes = 0;
     while (i < n) {
-        if (i + 3 > n || memcmp(s + i, "://", 3) != 0) {
-            out[o++] = s[i++];
+        size_t a = authority_at(s, n, i);
+        if (a == 0) {
+            if (out != NULL) {
+                out[o] = s[i];
+            }
+            o++;
+            i++;
             continue;
         }
-        memcpy(out + o, "://", 3);
-        o += 3;
-        i += 3;
-        size_t e = i, at = n, colon = n;
-        while (e < n && !strchr("/?#&; ", s[e])) {
+        size_t e = a, at = n, colon = n;
+        while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#' && s[e] != '\\' &&
+               !is_blank(s[e])) {
             if (s[e] == '@') {
                 at = e;
             }
             e++;
         }
-        for (size_t k = i; at < n && k < at; k++) {
+        for (size_t k = a; at < n && k < at; k++) {
             if (s[k] == ':') {
                 colon = k;
                 break;
             }
         }
-        if (colon < n) {
-            memcpy(out + o, s + i, colon + 1 - i);
-            o += colon + 1 - i;
-            memcpy(out + o, TT_REDACTED, sizeof(TT_REDACTED) - 1);
-            o += sizeof(TT_REDACTED) - 1;
+        size_t keep = colon < n ? colon + 1 : a; /* through "user:", or "//" */
+        if (at < n && (colon < n || looks_like_credential(0, s + a, at - a))) {
+            if (out != NULL) {
+                memcpy(out + o, s + i, keep - i);
+            }
+            o += keep - i;
+            put_redacted(out, &o, NULL, 0);
             i = at;
+            changes++;
+        } else {
+            if (out != NULL) {
+                memcpy(out + o, s + i, a - i);
+            }
+            o += a - i;
+            i = a;
         }
     }
-    return o;
+    *outn = o;
+    return changes;
 }
 
-/* data.path as stored: credential parameters in the query or the fragment
- * (access_token=..., client_secret=..., X-Amz-Signature=...) redacted by
- * redact_params, then the password of any URL's user info by
- * redact_userinfo. Returns a new string, NULL when out of memory. */
-/* Does s[0..n) hold anything redact_params or redact_userinfo would change?
- * (Most paths do not: this saves their copies.) */
-static int path_has_credentials(const char *s, size_t n)
+/* Would path_redacted change s[0..n)? dec: scratch room for n bytes. */
+static int uri_has_credentials(const char *s, size_t n, char *dec)
 {
-    for (const char *u = memmem(s, n, "://", 3); u != NULL;
-         u = memmem(u + 3, n - (size_t)(u + 3 - s), "://", 3)) {
-        for (const char *c = u + 3; c < s + n && !strchr("/?#&; ", *c); c++) {
-            if (*c == '@') {
-                return 1; /* user info, perhaps with a password */
-            }
-        }
-    }
-    const char *q = memchr(s, '?', n);
-    const char *h = memchr(s, '#', n);
-    size_t i = q && (!h || q < h) ? (size_t)(q - s) : h ? (size_t)(h - s) : n;
-    while (i < n) {
-        size_t ns = ++i;
-        while (i < n && s[i] != '=' && s[i] != '&' && s[i] != ';' && s[i] != '#') {
-            i++;
-        }
-        if (i < n && s[i] == '=') {
-            char dec[64];
-            size_t nn = i - ns;
-            if (nn >= sizeof(dec) || path_param_class(dec, form_decode(s + ns, nn, dec)) != 0) {
-                return 1;
-            }
-            while (i < n && s[i] != '&' && s[i] != ';' && s[i] != '#') {
-                i++;
-            }
-        }
-    }
-    return 0;
+    size_t ign = 0;
+    return ((memchr(s, '?', n) || memchr(s, '#', n)) &&
+            redact_params(s, n, NULL, dec, 0, &ign) > 0) ||
+           (has_double_slash(s, n) && redact_userinfo(s, n, NULL, &ign) > 0) ||
+           clean_text(s, n, NULL, &ign) > 0;
 }
 
+/* A stored URI-reference (data.path, dataschema): redact_params, then
+ * redact_userinfo, then clean_text. Returns a new string, NULL when out of
+ * memory. */
 static json_t *path_redacted(const view *vw, const char *s, size_t n)
 {
-    if (!path_has_credentials(s, n)) {
+    if (!memchr(s, '?', n) && !memchr(s, '#', n) && !has_double_slash(s, n)) {
+        return mkstr_clean(vw, s, n);
+    }
+    char stack_dec[512];
+    char *dec = n < sizeof(stack_dec) ? stack_dec : malloc(n + 1);
+    if (dec == NULL) {
+        return NULL;
+    }
+    size_t ign = 0;
+    if (redact_params(s, n, NULL, dec, 0, &ign) == 0 && redact_userinfo(s, n, NULL, &ign) == 0) {
+        if (dec != stack_dec) {
+            free(dec);
+        }
         return mkstr_clean(vw, s, n);
     }
     /* A parameter takes at least 2 bytes ("&x") and grows by at most a
-     * fingerprint; a user info ("://:@", 5 bytes) by the marker. */
+     * fingerprint; a user info ("//@", 3 bytes) by the marker. */
     size_t cap1 = n + (n / 2 + 1) * TT_FINGERPRINT_BUFSZ;
-    size_t cap2 = cap1 + (cap1 / 5 + 1) * sizeof(TT_REDACTED);
+    size_t cap2 = cap1 + (cap1 / 3 + 1) * sizeof(TT_REDACTED);
     char *mid = malloc(cap1);
     char *out = malloc(cap2);
-    char *dec = malloc(n + 1);
     json_t *j = NULL;
-    if (mid != NULL && out != NULL && dec != NULL) {
-        size_t m = redact_params(s, n, mid, dec);
-        j = mkstr_clean(vw, out, redact_userinfo(mid, m, out));
+    if (mid != NULL && out != NULL) {
+        size_t m = 0, o = 0;
+        redact_params(s, n, mid, dec, 0, &m);
+        redact_userinfo(mid, m, out, &o);
+        j = mkstr_clean(vw, out, o);
     }
     free(mid);
     free(out);
-    free(dec);
+    if (dec != stack_dec) {
+        free(dec);
+    }
     return j;
+}
+
+/* Adds the cleaned string js (mkstr_clean or path_redacted; NULL when out of
+ * memory) as out[name], unless the replacements made it longer than max:
+ * every consumer sizes its buffers by the documented limits. */
+static int put_clean(json_t *out, const char *prefix, const char *name, json_t *js, size_t max,
+                     tt_event_error *err)
+{
+    if (js == NULL) {
+        return fail_oom(err);
+    }
+    if (json_string_length(js) > max) {
+        char problem[128];
+        snprintf(problem, sizeof(problem),
+                 "longer than %zu bytes once the credentials in it are replaced by fingerprints",
+                 max);
+        json_decref(js);
+        return fail_at(err, TT_REJ_TOO_LONG, prefix, name, problem);
+    }
+    return put(out, name, js, err);
 }
 
 typedef struct {
@@ -1430,16 +1605,19 @@ static int do_field(const view *vw, size_t fi, const val *v, json_t *out, data_s
             return -1;
         }
         json_t *s = mkstr_clean(vw, v->s, v->n);
-        if (fi == FI_INCIDENT_ID) {
-            st->incident_id = s;
+        if (put_clean(out, "data.", f->name, s, f->max, err) != 0) {
+            return -1;
         }
-        return put(out, f->name, s, err);
+        if (fi == FI_INCIDENT_ID) {
+            st->incident_id = s; /* borrowed from out */
+        }
+        return 0;
     }
     case K_PATH:
         if (check_string(v, "data.", f->name, f->max, err) != 0) {
             return -1;
         }
-        return put(out, f->name, path_redacted(vw, v->s, v->n), err);
+        return put_clean(out, "data.", f->name, path_redacted(vw, v->s, v->n), f->max, err);
     case K_SCOPES:
         return put_list(vw, out, f->name, v, LIST_SCOPES, err);
     case K_AUDIENCE:
@@ -1688,6 +1866,15 @@ static int put_extensions(const view *vw, json_t *out, tt_event_error *err)
     }
     for (size_t i = 0; i < count; i++) {
         json_t *v = ext_value(vw, &ext[i]->v);
+        if (v != NULL && json_is_string(v) && json_string_length(v) > TT_EV_MAX_TEXT) {
+            char name[EXT_NAME_MAX + 1];
+            memcpy(name, ext[i]->key, ext[i]->keylen);
+            name[ext[i]->keylen] = '\0';
+            json_decref(v);
+            return fail(err, TT_REJ_TOO_LONG, name,
+                        "longer than " TT_STR(TT_EV_MAX_TEXT) " bytes once the credentials in it "
+                        "are replaced by fingerprints");
+        }
         if (v == NULL ||
             json_object_setn_new_nocheck(out, ext[i]->key, ext[i]->keylen, v) != 0) {
             return fail_oom(err);
@@ -1726,8 +1913,14 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
         if (check_string(v, "", name, required_strings[i].max, err) != 0) {
             return -1;
         }
-        /* id is free text; source a URI-reference like data.path */
-        copies[i] = i == 0 ? mkstr_clean(vw, v->s, v->n) : path_redacted(vw, v->s, v->n);
+        /* id and source name the event and decide duplicates: stored as
+         * sent, so one that carries a credential is refused */
+        char dec[TT_EV_MAX_SOURCE + 1];
+        size_t ign = 0;
+        if (i == 0 ? clean_text(v->s, v->n, NULL, &ign) > 0 : uri_has_credentials(v->s, v->n, dec)) {
+            return fail(err, TT_REJ_BAD_VALUE, name, CREDENTIAL_PROBLEM);
+        }
+        copies[i] = mkstr(vw, v->s, v->n);
         if (put(out, name, copies[i], err) != 0) {
             return -1;
         }
@@ -1770,7 +1963,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     v = &vw->attr[A_SUBJECT];
     if (v->kind != V_ABSENT) {
         if (check_string(v, "", "subject", TT_EV_MAX_TEXT, err) != 0 ||
-            put(out, "subject", mkstr_clean(vw, v->s, v->n), err) != 0) {
+            put_clean(out, "", "subject", mkstr_clean(vw, v->s, v->n), TT_EV_MAX_TEXT, err) != 0) {
             return -1;
         }
     }
@@ -1791,7 +1984,8 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     v = &vw->attr[A_DATASCHEMA];
     if (v->kind != V_ABSENT) {
         if (check_string(v, "", "dataschema", TT_EV_MAX_SOURCE, err) != 0 ||
-            put(out, "dataschema", path_redacted(vw, v->s, v->n), err) != 0) {
+            put_clean(out, "", "dataschema", path_redacted(vw, v->s, v->n), TT_EV_MAX_SOURCE,
+                      err) != 0) {
             return -1;
         }
     }
