@@ -1,6 +1,7 @@
 /* tt_aev.c - scan canonical event JSON into a tt_aev without a DOM. */
 #include "tt_aev.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +458,36 @@ int tt_aev_scan(const char *body, size_t len, tt_aev *ev, tt_aev_scratch *sc, ch
     if (missing != NULL) {
         snprintf(err, errlen, "event without a valid %s", missing);
         return -1;
+    }
+    /* The collector never stores more than the documented limits, and the
+     * engine's checkpoints size their buffers by them: an event from another
+     * producer that exceeds one is invalid here rather than a checkpoint that
+     * cannot be read back. */
+    static const struct {
+        size_t off;
+        size_t max;
+        const char *name;
+    } limits[] = {
+        {offsetof(tt_aev, id), TT_EV_MAX_ID, "id"},
+        {offsetof(tt_aev, source), TT_EV_MAX_SOURCE, "source"},
+        {offsetof(tt_aev, token_id), TT_EV_MAX_ID, "data.token_id"},
+        {offsetof(tt_aev, client_id), TT_EV_MAX_ID, "data.client_id"},
+        {offsetof(tt_aev, subject), TT_EV_MAX_TEXT, "data.subject"},
+        {offsetof(tt_aev, incident_id), TT_EV_MAX_ID, "data.incident_id"},
+    };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        const char *v = *(const char *const *)((const char *)ev + limits[i].off);
+        if (v != NULL && strlen(v) > limits[i].max) {
+            snprintf(err, errlen, "%s longer than %zu bytes", limits[i].name, limits[i].max);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < ev->n_scopes + ev->n_services; i++) {
+        const char *v = i < ev->n_scopes ? ev->scopes[i] : ev->services[i - ev->n_scopes];
+        if (strlen(v) > TT_EV_MAX_SCOPE) {
+            snprintf(err, errlen, "a list entry longer than %d bytes", TT_EV_MAX_SCOPE);
+            return -1;
+        }
     }
     return 0;
 }

@@ -1085,6 +1085,53 @@ static const char *const bad_bodies[] = {
     "{\"id\":\"a\"} trailing",
 };
 
+/* Strings over the documented limits (an event from another producer on the
+ * topic): invalid here, where the engine's checkpoints could not read them
+ * back. Each is one byte over; the same event at the limit is accepted. */
+START_TEST(aev_scan_limits)
+{
+    static const struct {
+        const char *pre, *post; /* the event around the long value */
+        size_t max;
+        const char *msg;
+    } lim[] = {
+        {"{\"id\":\"", "\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\","
+                      "\"data\":{\"token_id\":\"t\"}}",
+         TT_EV_MAX_ID, "id longer than"},
+        {"{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.issued\",\"time\":\"2026-11-22T07:00:00Z\","
+         "\"data\":{\"token_id\":\"t\",\"client_id\":\"",
+         "\",\"issued_at\":\"2026-11-22T07:00:00Z\",\"expires_at\":\"2026-11-22T08:00:00Z\"}}", TT_EV_MAX_ID, "data.client_id longer than"},
+        {"{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\","
+         "\"data\":{\"token_id\":\"t\",\"subject\":\"",
+         "\"}}", TT_EV_MAX_TEXT, "data.subject longer than"},
+        {"{\"id\":\"a\",\"source\":\"s\",\"type\":\"token.used\",\"time\":\"2026-11-22T07:00:00Z\","
+         "\"data\":{\"token_id\":\"t\",\"scopes\":[\"",
+         "\"]}}", TT_EV_MAX_SCOPE, "a list entry longer than"},
+    };
+    tt_aev_scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    char body[2 * TT_EV_MAX_TEXT];
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+        for (size_t extra = 0; extra < 2; extra++) {
+            size_t n = strlen(lim[i].pre), len = lim[i].max + extra;
+            memcpy(body, lim[i].pre, n);
+            memset(body + n, 'x', len);
+            strcpy(body + n + len, lim[i].post);
+            tt_aev ev;
+            char err[256] = "";
+            int rc = tt_aev_scan(body, strlen(body), &ev, &sc, err, sizeof(err));
+            if (extra == 0) {
+                ck_assert_msg(rc == 0, "at the limit: %s", err);
+            } else {
+                ck_assert_msg(rc == -1 && strncmp(err, lim[i].msg, strlen(lim[i].msg)) == 0,
+                              "one over: rc %d, '%s'", rc, err);
+            }
+        }
+    }
+    tt_aev_scratch_free(&sc);
+}
+END_TEST
+
 START_TEST(aev_scan_rejects)
 {
     tt_aev ev;
@@ -1119,6 +1166,7 @@ Suite *tt_engine_suite(void)
     tcase_add_test(tc, engine_write_outside_incident_opened_later);
     tcase_add_test(tc, aev_scan_canonical_and_escapes);
     tcase_add_test(tc, aev_scan_quote_at_every_offset);
+    tcase_add_test(tc, aev_scan_limits);
     tcase_add_loop_test(tc, aev_scan_rejects, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));
     suite_add_tcase(s, tc);
     return s;
