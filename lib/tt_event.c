@@ -252,7 +252,7 @@ static const field_def fields[] = {
     {FIELD_NAME("services"), K_SERVICES, 0, T_INCIDENT, T_OPENED},
     {FIELD_NAME("opened_at"), K_TIME, 0, T_OPENED, T_OPENED},
     {FIELD_NAME("resolved_at"), K_TIME, 0, T_RESOLVED, T_RESOLVED},
-    {FIELD_NAME("resource"), K_STRING, TT_EV_MAX_TEXT, T_USED, T_USED},
+    {FIELD_NAME("resource"), K_PATH, TT_EV_MAX_TEXT, T_USED, T_USED},
     {FIELD_NAME("method"), K_METHOD, 0, T_USED, 0},
     {FIELD_NAME("path"), K_PATH, TT_EV_MAX_PATH, T_USED, 0},
     {FIELD_NAME("status"), K_STATUS, 0, T_USED, 0},
@@ -847,6 +847,7 @@ static int fail_entry(tt_event_error *err, tt_reject_reason reason, const char *
 }
 
 static size_t clean_text(const char *s, size_t n, char *out, size_t *outn);
+static int uri_has_credentials(const char *s, size_t n, char *dec);
 
 /* Why an identifier that carries a credential is refused: identifiers are
  * stored as sent (they name things and decide duplicates), so a credential in
@@ -878,7 +879,9 @@ static int check_entry(const char *name, size_t idx, const char *p, size_t n, en
         }
     }
     size_t ign = 0;
-    if (clean_text(p, n, NULL, &ign) > 0) {
+    char dec[TT_EV_MAX_SCOPE + 1];
+    if (clean_text(p, n, NULL, &ign) > 0 ||
+        (mode == LIST_AUDIENCE && uri_has_credentials(p, n, dec))) {
         return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, CREDENTIAL_PROBLEM);
     }
     return 0;
@@ -1169,15 +1172,38 @@ static size_t auth_cred_at(const char *s, size_t n, size_t *clen, int *basic)
             i++;
         }
         size_t c = i;
-        while (i < n && (is_b64url(s[i]) || s[i] == '.' || s[i] == '~' || s[i] == '+' ||
-                         s[i] == '/')) {
-            i++;
+        if (k == 1) {
+            /* Basic: standard base64, so "...dXNlcjpwYXNz." ends before the '.' */
+            while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                             (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/')) {
+                i++;
+            }
+        } else {
+            /* Bearer: token68 */
+            while (i < n && (is_b64url(s[i]) || s[i] == '.' || s[i] == '~' || s[i] == '+' ||
+                             s[i] == '/')) {
+                i++;
+            }
         }
         while (i < n && s[i] == '=') {
             i++;
         }
-        if (looks_like_credential(k == 1, s + c, i - c)) {
-            *clen = i - c;
+        size_t len = i - c;
+        if (k == 0) {
+            /* a JWT is exactly its segments; another token loses a full
+             * stop that ends the sentence, so its fingerprint is its
+             * token_id */
+            size_t j = jwt_at(s + c, len);
+            if (j != 0) {
+                len = j;
+            } else {
+                while (len > 0 && s[c + len - 1] == '.') {
+                    len--;
+                }
+            }
+        }
+        if (looks_like_credential(k == 1, s + c, len)) {
+            *clen = len;
             *basic = k == 1;
             return c;
         }
@@ -1380,6 +1406,49 @@ static int is_param_end(char c)
 }
 
 static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn);
+static size_t redact_params(const char *s, size_t n, char *out, char *dec, int depth,
+                            size_t *outn);
+
+/* Does s[0..n) hold a %XX escape? */
+static int has_escape(const char *s, size_t n)
+{
+    for (const char *p = memchr(s, '%', n); p != NULL && p + 2 < s + n;
+         p = memchr(p + 1, '%', (size_t)(s + n - p - 1))) {
+        if (hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A parameter value that is itself form-encoded text or a reference
+ * (redirect_uri=https%3A%2F%2F...%3Faccess_token%3D..., h=Bearer+...):
+ * decoded, up to 4 times for a reference encoded once per redirect hop, and
+ * checked for anything redact_params, redact_userinfo or clean_text would
+ * replace. A value still encoded after 4 rounds counts as holding one. dec:
+ * room for n bytes; wiped. */
+static int nested_has_credentials(const char *v, size_t n, char *dec)
+{
+    size_t dn = form_decode(v, n, dec), ign = 0;
+    int found = 0;
+    for (int round = 0;; round++) {
+        if (redact_params(dec, dn, NULL, NULL, 1, &ign) > 0 ||
+            redact_userinfo(dec, dn, NULL, &ign) > 0 || clean_text(dec, dn, NULL, &ign) > 0) {
+            found = 1;
+            break;
+        }
+        if (!has_escape(dec, dn)) {
+            break;
+        }
+        if (round == 3) {
+            found = 1;
+            break;
+        }
+        dn = form_decode(dec, dn, dec); /* in place: the output is never longer */
+    }
+    OPENSSL_cleanse(dec, n);
+    return found;
+}
 
 /* Copies s[0..n) to out with the value of every credential parameter in the
  * query or the fragment replaced as path_param_class says; a value that
@@ -1414,15 +1483,10 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
             i++;
         }
         int cls = i == vs ? 0 : path_param_class(s + ns, ne - ns);
-        if (cls == 0 && i > vs && depth == 0 && memchr(s + vs, '%', i - vs) != NULL) {
-            /* a nested, percent-encoded URL-reference */
-            size_t dn = form_decode(s + vs, i - vs, dec), ign = 0;
-            if ((memchr(dec, '?', dn) || memchr(dec, '#', dn) || has_double_slash(dec, dn)) &&
-                (redact_params(dec, dn, NULL, NULL, 1, &ign) > 0 ||
-                 redact_userinfo(dec, dn, NULL, &ign) > 0)) {
-                cls = 2;
-            }
-            OPENSSL_cleanse(dec, dn);
+        if (cls == 0 && i > vs && depth == 0 &&
+            (memchr(s + vs, '%', i - vs) != NULL || memchr(s + vs, '+', i - vs) != NULL) &&
+            nested_has_credentials(s + vs, i - vs, dec)) {
+            cls = 2; /* a form-encoded reference or text with credentials */
         }
         if (out != NULL) {
             memcpy(out + o, s + ns - 1, vs - (ns - 1)); /* separator, name, '=' */
@@ -1449,14 +1513,18 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
 }
 
 /* Where the authority of a URL-reference starts at s[i] ("//" at the start,
- * after a scheme's ':' or a parameter's '='), the index after the "//";
- * else 0. */
+ * after a scheme's ':', after '=' or a parameter or fragment separator), the
+ * index after the "//"; else 0. */
 static size_t authority_at(const char *s, size_t n, size_t i)
 {
     if (i + 2 > n || s[i] != '/' || s[i + 1] != '/') {
         return 0;
     }
-    return i == 0 || s[i - 1] == ':' || s[i - 1] == '=' ? i + 2 : 0;
+    if (i == 0) {
+        return 2;
+    }
+    char b = s[i - 1];
+    return b == ':' || b == '=' || b == '#' || b == '?' || b == '&' || b == ';' ? i + 2 : 0;
 }
 
 /* Copies s[0..n) to out (room: n + n / 2 + sizeof(TT_REDACTED)) with the
@@ -1524,9 +1592,10 @@ static int uri_has_credentials(const char *s, size_t n, char *dec)
            clean_text(s, n, NULL, &ign) > 0;
 }
 
-/* A stored URI-reference (data.path, dataschema): redact_params, then
- * redact_userinfo, then clean_text. Returns a new string, NULL when out of
- * memory. */
+/* A stored URI-reference (data.path, data.resource, dataschema):
+ * redact_userinfo (first: a password may hold '&' and "key=", which
+ * redact_params would take for parameters), then redact_params, then
+ * clean_text. Returns a new string, NULL when out of memory. */
 static json_t *path_redacted(const view *vw, const char *s, size_t n)
 {
     if (!memchr(s, '?', n) && !memchr(s, '#', n) && !has_double_slash(s, n)) {
@@ -1538,30 +1607,32 @@ static json_t *path_redacted(const view *vw, const char *s, size_t n)
         return NULL;
     }
     size_t ign = 0;
-    if (redact_params(s, n, NULL, dec, 0, &ign) == 0 && redact_userinfo(s, n, NULL, &ign) == 0) {
-        if (dec != stack_dec) {
-            free(dec);
-        }
-        return mkstr_clean(vw, s, n);
-    }
-    /* A parameter takes at least 2 bytes ("&x") and grows by at most a
-     * fingerprint; a user info ("//@", 3 bytes) by the marker. */
-    size_t cap1 = n + (n / 2 + 1) * TT_FINGERPRINT_BUFSZ;
-    size_t cap2 = cap1 + (cap1 / 3 + 1) * sizeof(TT_REDACTED);
-    char *mid = malloc(cap1);
-    char *out = malloc(cap2);
-    json_t *j = NULL;
-    if (mid != NULL && out != NULL) {
-        size_t m = 0, o = 0;
-        redact_params(s, n, mid, dec, 0, &m);
-        redact_userinfo(mid, m, out, &o);
-        j = mkstr_clean(vw, out, o);
-    }
-    free(mid);
-    free(out);
+    int clean = redact_userinfo(s, n, NULL, &ign) == 0 &&
+                redact_params(s, n, NULL, dec, 0, &ign) == 0;
     if (dec != stack_dec) {
         free(dec);
     }
+    if (clean) {
+        return mkstr_clean(vw, s, n);
+    }
+    /* user info ("//@", 3 bytes) grows by at most the marker; a parameter
+     * (at least "&x=y") by at most a fingerprint */
+    size_t cap1 = n + (n / 3 + 1) * sizeof(TT_REDACTED);
+    char *mid = malloc(cap1);
+    json_t *j = NULL;
+    if (mid != NULL) {
+        size_t m = 0, o = 0;
+        redact_userinfo(s, n, mid, &m);
+        char *out = malloc(m + (m / 2 + 1) * TT_FINGERPRINT_BUFSZ);
+        char *dec2 = malloc(m + 1);
+        if (out != NULL && dec2 != NULL) {
+            redact_params(mid, m, out, dec2, 0, &o);
+            j = mkstr_clean(vw, out, o);
+        }
+        free(out);
+        free(dec2);
+    }
+    free(mid);
     return j;
 }
 

@@ -165,6 +165,15 @@ static const path_case path_cases[] = {
     {"https://ghp_ABCDEF1234567890xyz@github.com/x", "https://<redacted>@github.com/x", "ghp_"},
     {"ssh://git@github.com/r.git", "ssh://git@github.com/r.git", NULL},
     {"/x?pass=hunter3&pw=h4", "/x?pass=<redacted>&pw=<redacted>", "hunter3"},
+    /* encoded once per redirect hop: decoded up to 4 times */
+    {"/login?return_to=%2Flogin%3Fnext%3D%252Fcb%253Fcode%253DDBL77", "/login?return_to=<redacted>",
+     "DBL77"},
+    /* form-encoded text with a credential in it */
+    {"/x?h=Bearer+Zq8Xv3Lm0Pw7Rt5Ny2Kb", "/x?h=<redacted>", "Zq8Xv3"},
+    {"/x?h=Bearer%20Zq8Xv3Lm0Pw7Rt5Ny2Kb&q=1", "/x?h=<redacted>&q=1", "Zq8Xv3"},
+    /* user info first: a password may hold "&key=" */
+    {"/x?u=https://bob:PWPRE&key=9x@host/", "/x?u=https://bob:<redacted>@host/", "PWPRE"},
+    {"/x#//u:pw5@h", "/x#//u:<redacted>@h", "pw5"},
     /* JSON escapes in the input are decoded before the redaction */
     {"\\/x?access_token=\\u0061bc", "/x?access_token=" FP_ABC, "=abc"},
 };
@@ -243,6 +252,16 @@ static const text_case text_cases[] = {
     /* base64("user:pw") unpadded */
     {"token.revoked", "\"reason\":\"basic dXNlcjpwdw\"", "", "data.reason", "basic <redacted>",
      "dXNlcjpwdw"},
+    /* a sentence's full stop is not part of the credential */
+    {"token.revoked", "\"reason\":\"client sent Basic QUxJQ0U6U3VwZXJTZWNyZXQx.\"", "",
+     "data.reason", "client sent Basic <redacted>.", "QUxJQ0U6"},
+    {"token.revoked", "\"reason\":\"pasted Bearer " OPAQUE ".\"", "", "data.reason",
+     "pasted Bearer " FP_OPAQUE ".", OPAQUE},
+    {"token.revoked", "\"reason\":\"pasted Bearer " JWT ".\"", "", "data.reason",
+     "pasted Bearer " FP_JWT ".", "c2ln"},
+    /* resource is a URI-reference too */
+    {"token.used", "\"resource\":\"https://bob:hunter5@api/\"", "", "data.resource",
+     "https://bob:<redacted>@api/", "hunter5"},
     /* prose and near misses stay as they are */
     {"token.revoked", "\"reason\":\"bearer authentication failed\"", "", "data.reason",
      "bearer authentication failed", NULL},
@@ -290,6 +309,15 @@ static const refuse_case refuse_cases[] = {
      "data.audience[1]: holds a credential"},
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"scopes\":\"read " JWT "\""),
      "data.scopes[1]: holds a credential"},
+    {DOC("\"id\":\"Basic QUxJQ0U6U3VwZXJTZWNyZXQx.\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\""),
+     "id: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"//idp?r=%2Fa%3Fn%3D%252Fcb%253Faccess_token%253DX\"",
+         "\"token_id\":\"t\",\"resource\":\"r\""),
+     "source: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\",\"audience\":[\"https://api/?access_token=abc\"]"),
+     "data.audience[0]: holds a credential"},
     /* 252 bytes of minimal JWTs clean to 675: over client_id's 256 */
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"client_id\":\"" JWT18 "\""),
      "data.client_id: longer than 256 bytes once the credentials in it are replaced"},
