@@ -878,10 +878,8 @@ static int check_entry(const char *name, size_t idx, const char *p, size_t n, en
             }
         }
     }
-    size_t ign = 0;
     char dec[TT_EV_MAX_SCOPE + 1];
-    if (clean_text(p, n, NULL, &ign) > 0 ||
-        (mode == LIST_AUDIENCE && uri_has_credentials(p, n, dec))) {
+    if (uri_has_credentials(p, n, dec)) {
         return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, CREDENTIAL_PROBLEM);
     }
     return 0;
@@ -934,6 +932,11 @@ static int put_list(const view *vw, json_t *out, const char *name, const val *v,
     } else if (v->kind == V_STRING && mode == LIST_SCOPES) {
         const char *s = v->s;
         size_t len = v->n;
+        size_t ign = 0;
+        if (clean_text(s, len, NULL, &ign) > 0) {
+            /* "repo Bearer <token>" splits into harmless-looking entries */
+            return fail_at(err, TT_REJ_BAD_VALUE, "data.", name, CREDENTIAL_PROBLEM);
+        }
         size_t i = 0;
         while (i < len) {
             if (s[i] == ' ') {
@@ -1032,8 +1035,8 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id",
                         "looks like a raw JWT; send it as data.token to have it fingerprinted");
         }
-        size_t ign = 0;
-        if (clean_text(tid->s, tid->n, NULL, &ign) > 0) {
+        char dec[TT_EV_MAX_ID + 1];
+        if (uri_has_credentials(tid->s, tid->n, dec)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id", CREDENTIAL_PROBLEM);
         }
         if (tid->n >= 7 && memcmp(tid->s, "sha256:", 7) == 0 && !is_fingerprint_span(tid->s, tid->n)) {
@@ -1154,7 +1157,7 @@ static int looks_like_credential(int basic, const char *s, size_t n)
 
 static int is_blank(char c)
 {
-    return c == ' ' || c == '\t';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /* At s[0..n), an HTTP authorization scheme ("Bearer" or "Basic", any case)
@@ -1194,8 +1197,12 @@ static size_t auth_cred_at(const char *s, size_t n, size_t *clen, int *basic)
              * stop that ends the sentence, so its fingerprint is its
              * token_id */
             size_t j = jwt_at(s + c, len);
-            if (j != 0) {
-                len = j;
+            size_t dots = j;
+            while (dots < len && s[c + dots] == '.') {
+                dots++;
+            }
+            if (j != 0 && dots == len) {
+                len = j; /* the JWT, then full stops */
             } else {
                 while (len > 0 && s[c + len - 1] == '.') {
                     len--;
@@ -1238,33 +1245,60 @@ static void put_redacted(char *out, size_t *o, const char *cred, size_t clen)
  * "xBearer <token>" or "id=eyJ..." still hold a token, and
  * looks_like_credential keeps prose out. */
 #define TEXT_ROOM(n) ((n) + ((n) / 8 + 1) * TT_FINGERPRINT_BUFSZ)
-/* Could s[0..n) hold what clean_text replaces: "eyJ", or "Bearer" or "Basic"
- * (any case) before a blank? memchr is much cheaper than memmem on the short
- * strings of an event, and most of them have neither a 'J' nor a blank. */
-static int text_suspect(const char *s, size_t n)
+/* One pass over a string before any redaction work: SF_TEXT when it could
+ * hold what clean_text replaces ("eyJ", or "Bearer" or "Basic" in any case
+ * before a blank), SF_URI when it could hold what redact_params or
+ * redact_userinfo replace (a '?', '#' or ';', or "//"). Most strings of an
+ * event have neither, and this loop is what they cost. */
+enum { SF_TEXT = 1, SF_URI = 2 };
+static int scan_flags(const char *s, size_t n)
 {
-    for (const char *p = memchr(s, 'J', n); p != NULL; p = memchr(p + 1, 'J', (size_t)(s + n - p - 1))) {
-        if (p - s >= 2 && p[-2] == 'e' && p[-1] == 'y') {
-            return 1;
-        }
-    }
-    for (int b = 0; b < 2; b++) {
-        char blank = b == 0 ? ' ' : '\t';
-        for (const char *p = memchr(s, blank, n); p != NULL;
-             p = memchr(p + 1, blank, (size_t)(s + n - p - 1))) {
-            size_t at = (size_t)(p - s);
-            if ((at >= 5 && strncasecmp(p - 5, "basic", 5) == 0) ||
-                (at >= 6 && strncasecmp(p - 6, "bearer", 6) == 0)) {
-                return 1;
+    int f = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c > '?') {
+            if (c == 'J' && i >= 2 && s[i - 1] == 'y' && s[i - 2] == 'e') {
+                f |= SF_TEXT;
             }
+            continue;
+        }
+        switch (c) {
+        case '?':
+        case '#':
+        case ';':
+            f |= SF_URI;
+            break;
+        case '/':
+            if (i + 1 < n && s[i + 1] == '/') {
+                f |= SF_URI;
+            }
+            break;
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+            if ((i >= 5 && strncasecmp(s + i - 5, "basic", 5) == 0) ||
+                (i >= 6 && strncasecmp(s + i - 6, "bearer", 6) == 0)) {
+                f |= SF_TEXT;
+            }
+            break;
+        default:
+            break;
         }
     }
-    return 0;
+    return f;
 }
+
+static size_t clean_text_known(const char *s, size_t n, char *out, size_t *outn, int suspect);
 
 static size_t clean_text(const char *s, size_t n, char *out, size_t *outn)
 {
-    int suspect = text_suspect(s, n);
+    return clean_text_known(s, n, out, outn, (scan_flags(s, n) & SF_TEXT) != 0);
+}
+
+/* clean_text with scan_flags' SF_TEXT already known (suspect). */
+static size_t clean_text_known(const char *s, size_t n, char *out, size_t *outn, int suspect)
+{
     size_t o = 0, i = 0, changes = 0;
     if (!suspect) {
         if (out != NULL) {
@@ -1300,37 +1334,31 @@ static size_t clean_text(const char *s, size_t n, char *out, size_t *outn)
     return changes;
 }
 
-/* A stored string: s[0..n) through clean_text. NULL when out of memory. */
-static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
+/* A stored string: s[0..n) through clean_text, SF_TEXT already known
+ * (suspect). NULL when out of memory. */
+static json_t *mkstr_clean_known(const view *vw, const char *s, size_t n, int suspect)
 {
     size_t len = 0;
-    if (clean_text(s, n, NULL, &len) == 0) {
+    if (!suspect || clean_text_known(s, n, NULL, &len, 1) == 0) {
         return mkstr(vw, s, n); /* the common case: nothing to replace */
     }
     char *out = malloc(TEXT_ROOM(n));
     if (out == NULL) {
         return NULL;
     }
-    clean_text(s, n, out, &len);
+    clean_text_known(s, n, out, &len, 1);
     json_t *js = mkstr(vw, out, len);
     free(out);
     return js;
 }
 
+static json_t *mkstr_clean(const view *vw, const char *s, size_t n)
+{
+    return mkstr_clean_known(vw, s, n, (scan_flags(s, n) & SF_TEXT) != 0);
+}
+
 /* ---- URI-references (data.path, source, dataschema): credentials in the
  * query and in user info ---- */
-
-/* Does s[0..n) contain "//"? */
-static int has_double_slash(const char *s, size_t n)
-{
-    for (const char *p = memchr(s, '/', n); p != NULL && p + 1 < s + n;
-         p = memchr(p + 1, '/', (size_t)(s + n - p - 1))) {
-        if (p[1] == '/') {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int hexval(char c)
 {
@@ -1431,8 +1459,17 @@ static int nested_has_credentials(const char *v, size_t n, char *dec)
 {
     size_t dn = form_decode(v, n, dec), ign = 0;
     int found = 0;
+    char *q = malloc(n + 2);
+    if (q == NULL) {
+        OPENSSL_cleanse(dec, n);
+        return 1; /* cannot look: treat it as holding one */
+    }
     for (int round = 0;; round++) {
+        /* also as a query of its own: state=access_token%3D... */
+        q[0] = '?';
+        memcpy(q + 1, dec, dn);
         if (redact_params(dec, dn, NULL, NULL, 1, &ign) > 0 ||
+            redact_params(q, dn + 1, NULL, NULL, 1, &ign) > 0 ||
             redact_userinfo(dec, dn, NULL, &ign) > 0 || clean_text(dec, dn, NULL, &ign) > 0) {
             found = 1;
             break;
@@ -1446,6 +1483,8 @@ static int nested_has_credentials(const char *v, size_t n, char *dec)
         }
         dn = form_decode(dec, dn, dec); /* in place: the output is never longer */
     }
+    OPENSSL_cleanse(q, n + 2);
+    free(q);
     OPENSSL_cleanse(dec, n);
     return found;
 }
@@ -1461,9 +1500,12 @@ static int nested_has_credentials(const char *v, size_t n, char *dec)
 static size_t redact_params(const char *s, size_t n, char *out, char *dec, int depth,
                             size_t *outn)
 {
-    const char *q = memchr(s, '?', n);
-    const char *h = memchr(s, '#', n);
-    size_t i = q && (!h || q < h) ? (size_t)(q - s) : h ? (size_t)(h - s) : n;
+    /* the parameters start at the first '?', '#' or ';' (matrix parameters
+     * such as ;jsessionid= in the path) */
+    size_t i = 0;
+    while (i < n && s[i] != '?' && s[i] != '#' && s[i] != ';') {
+        i++;
+    }
     size_t o = i, changes = 0;
     if (out != NULL) {
         memcpy(out, s, i);
@@ -1481,6 +1523,18 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
         i = vs;
         while (has_value && i < n && !is_param_end(s[i])) {
             i++;
+        }
+        if (!has_value && depth == 0 && ne > ns &&
+            (memchr(s + ns, '%', ne - ns) != NULL || memchr(s + ns, '+', ne - ns) != NULL) &&
+            nested_has_credentials(s + ns, ne - ns, dec)) {
+            /* a name alone that decodes to a credential (?access_token%3D...) */
+            if (out != NULL) {
+                out[o] = s[ns - 1];
+            }
+            o++;
+            put_redacted(out, &o, NULL, 0);
+            changes++;
+            continue;
         }
         int cls = i == vs ? 0 : path_param_class(s + ns, ne - ns);
         if (cls == 0 && i > vs && depth == 0 &&
@@ -1561,8 +1615,24 @@ static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
                 break;
             }
         }
-        size_t keep = colon < n ? colon + 1 : a; /* through "user:", or "//" */
-        if (at < n && (colon < n || looks_like_credential(0, s + a, at - a))) {
+        int sep_in_userinfo = 0;
+        for (size_t k = a; at < n && k < at; k++) {
+            sep_in_userinfo |= s[k] == '&' || s[k] == ';';
+        }
+        /* the user name itself a token (GitHub's https://<token>:x-oauth-basic@) */
+        int user_token = at < n && looks_like_credential(0, s + a, (colon < n ? colon : at) - a);
+        size_t keep = colon < n && !user_token ? colon + 1 : a; /* through "user:", or "//" */
+        if (at < n && sep_in_userinfo) {
+            /* "&" or ";" before the '@': a parameter's name may hide in it
+             * (?next=//app&password=x@y), so the whole authority goes */
+            if (out != NULL) {
+                memcpy(out + o, s + i, a - i);
+            }
+            o += a - i;
+            put_redacted(out, &o, NULL, 0);
+            i = e;
+            changes++;
+        } else if (at < n && (colon < n || user_token)) {
             if (out != NULL) {
                 memcpy(out + o, s + i, keep - i);
             }
@@ -1585,11 +1655,13 @@ static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
 /* Would path_redacted change s[0..n)? dec: scratch room for n bytes. */
 static int uri_has_credentials(const char *s, size_t n, char *dec)
 {
+    int f = scan_flags(s, n);
     size_t ign = 0;
-    return ((memchr(s, '?', n) || memchr(s, '#', n)) &&
-            redact_params(s, n, NULL, dec, 0, &ign) > 0) ||
-           (has_double_slash(s, n) && redact_userinfo(s, n, NULL, &ign) > 0) ||
-           clean_text(s, n, NULL, &ign) > 0;
+    if (f & SF_TEXT && clean_text_known(s, n, NULL, &ign, 1) > 0) {
+        return 1;
+    }
+    return (f & SF_URI) != 0 &&
+           (redact_params(s, n, NULL, dec, 0, &ign) > 0 || redact_userinfo(s, n, NULL, &ign) > 0);
 }
 
 /* A stored URI-reference (data.path, data.resource, dataschema):
@@ -1598,8 +1670,9 @@ static int uri_has_credentials(const char *s, size_t n, char *dec)
  * clean_text. Returns a new string, NULL when out of memory. */
 static json_t *path_redacted(const view *vw, const char *s, size_t n)
 {
-    if (!memchr(s, '?', n) && !memchr(s, '#', n) && !has_double_slash(s, n)) {
-        return mkstr_clean(vw, s, n);
+    int f = scan_flags(s, n);
+    if (!(f & SF_URI)) {
+        return mkstr_clean_known(vw, s, n, f & SF_TEXT);
     }
     char stack_dec[512];
     char *dec = n < sizeof(stack_dec) ? stack_dec : malloc(n + 1);
@@ -1613,7 +1686,7 @@ static json_t *path_redacted(const view *vw, const char *s, size_t n)
         free(dec);
     }
     if (clean) {
-        return mkstr_clean(vw, s, n);
+        return mkstr_clean_known(vw, s, n, f & SF_TEXT);
     }
     /* user info ("//@", 3 bytes) grows by at most the marker; a parameter
      * (at least "&x=y") by at most a fingerprint */
@@ -1675,7 +1748,7 @@ static int do_field(const view *vw, size_t fi, const val *v, json_t *out, data_s
         if (check_string(v, "data.", f->name, f->max, err) != 0) {
             return -1;
         }
-        json_t *s = mkstr_clean(vw, v->s, v->n);
+        json_t *s = path_redacted(vw, v->s, v->n);
         if (put_clean(out, "data.", f->name, s, f->max, err) != 0) {
             return -1;
         }
@@ -1872,7 +1945,7 @@ static json_t *ext_value(const view *vw, const val *v)
     }
     switch (v->kind) {
     case V_STRING:
-        return mkstr_clean(vw, v->s, v->n);
+        return path_redacted(vw, v->s, v->n);
     case V_INTEGER:
         return json_integer(v->i);
     case V_TRUE:
@@ -1987,8 +2060,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
         /* id and source name the event and decide duplicates: stored as
          * sent, so one that carries a credential is refused */
         char dec[TT_EV_MAX_SOURCE + 1];
-        size_t ign = 0;
-        if (i == 0 ? clean_text(v->s, v->n, NULL, &ign) > 0 : uri_has_credentials(v->s, v->n, dec)) {
+        if (uri_has_credentials(v->s, v->n, dec)) {
             return fail(err, TT_REJ_BAD_VALUE, name, CREDENTIAL_PROBLEM);
         }
         copies[i] = mkstr(vw, v->s, v->n);
@@ -2034,7 +2106,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     v = &vw->attr[A_SUBJECT];
     if (v->kind != V_ABSENT) {
         if (check_string(v, "", "subject", TT_EV_MAX_TEXT, err) != 0 ||
-            put_clean(out, "", "subject", mkstr_clean(vw, v->s, v->n), TT_EV_MAX_TEXT, err) != 0) {
+            put_clean(out, "", "subject", path_redacted(vw, v->s, v->n), TT_EV_MAX_TEXT, err) != 0) {
             return -1;
         }
     }

@@ -159,7 +159,18 @@ static const path_case path_cases[] = {
     {"/cb?next=https%3A%2F%2Fbob%3Apw7%40evil%2Fx", "/cb?next=<redacted>", "pw7"},
     {"/cb?next=%2Fhome&q=a%20b", "/cb?next=%2Fhome&q=a%20b", NULL},
     /* '&' and ';' may be in a password; no scheme is needed */
-    {"https://user:pa&PW9@host/x", "https://user:<redacted>@host/x", "PW9"},
+    {"https://user:pa&PW9@host/x", "https://<redacted>/x", "PW9"},
+    /* '&' before the '@': a parameter may hide there, the authority goes whole */
+    {"/oauth/login?return_to=https://app.example.com&username=alice&password=Tr0ub4dor@HUNTERPW",
+     "/oauth/login?return_to=https://<redacted>", "HUNTERPW"},
+    /* a token as the user name, with a password after it */
+    {"/clone?u=https://ghp_16C7e42F292c6912E7710c838347Ae178B4a:x-oauth-basic@github.com/r.git",
+     "/clone?u=https://<redacted>@github.com/r.git", "ghp_16C7"},
+    /* a form-encoded value or name that is itself a query */
+    {"/x?state=access_token%3DSECRETV&y=1", "/x?state=<redacted>&y=1", "SECRETV"},
+    {"/x?access_token%3DSECRETQ&y=1", "/x?<redacted>&y=1", "SECRETQ"},
+    /* matrix parameters in the path */
+    {"/app;jsessionid=SECRETJ?x=1", "/app;jsessionid=<redacted>?x=1", "SECRETJ"},
     {"//user:pw6@host/x", "//user:<redacted>@host/x", "pw6"},
     /* a token as the user name */
     {"https://ghp_ABCDEF1234567890xyz@github.com/x", "https://<redacted>@github.com/x", "ghp_"},
@@ -172,7 +183,7 @@ static const path_case path_cases[] = {
     {"/x?h=Bearer+Zq8Xv3Lm0Pw7Rt5Ny2Kb", "/x?h=<redacted>", "Zq8Xv3"},
     {"/x?h=Bearer%20Zq8Xv3Lm0Pw7Rt5Ny2Kb&q=1", "/x?h=<redacted>&q=1", "Zq8Xv3"},
     /* user info first: a password may hold "&key=" */
-    {"/x?u=https://bob:PWPRE&key=9x@host/", "/x?u=https://bob:<redacted>@host/", "PWPRE"},
+    {"/x?u=https://bob:PWPRE&key=9x@host/", "/x?u=https://<redacted>/", "PWPRE"},
     {"/x#//u:pw5@h", "/x#//u:<redacted>@h", "pw5"},
     /* JSON escapes in the input are decoded before the redaction */
     {"\\/x?access_token=\\u0061bc", "/x?access_token=" FP_ABC, "=abc"},
@@ -259,6 +270,17 @@ static const text_case text_cases[] = {
      "pasted Bearer " FP_OPAQUE ".", OPAQUE},
     {"token.revoked", "\"reason\":\"pasted Bearer " JWT ".\"", "", "data.reason",
      "pasted Bearer " FP_JWT ".", "c2ln"},
+    /* a Bearer credential is all of its token68, not just a JWT at its start */
+    {"token.revoked",
+     "\"reason\":\"client sent Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc+SIGNATURETAIL/xyz=\"",
+     "", "data.reason",
+     "client sent Bearer sha256:29990059118c47500802a92bc3f73d8782dfbe098da258f495207f1284b2672b",
+     "SIGNATURETAIL"},
+    {"token.revoked", "\"reason\":\"Bearer\\n" OPAQUE "\"", "", "data.reason", "Bearer\n" FP_OPAQUE,
+     OPAQUE},
+    /* free text gets the URI rules too */
+    {"token.revoked", "\"reason\":\"see https://bob:pw3@h/x\"", "", "data.reason",
+     "see https://bob:<redacted>@h/x", "pw3"},
     /* resource is a URI-reference too */
     {"token.used", "\"resource\":\"https://bob:hunter5@api/\"", "", "data.resource",
      "https://bob:<redacted>@api/", "hunter5"},
@@ -308,7 +330,7 @@ static const refuse_case refuse_cases[] = {
          "\"token_id\":\"t\",\"resource\":\"r\",\"audience\":[\"a\",\"Bearer " OPAQUE "\"]"),
      "data.audience[1]: holds a credential"},
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"scopes\":\"read " JWT "\""),
-     "data.scopes[1]: holds a credential"},
+     "data.scopes: holds a credential"},
     {DOC("\"id\":\"Basic QUxJQ0U6U3VwZXJTZWNyZXQx.\",\"source\":\"s\"",
          "\"token_id\":\"t\",\"resource\":\"r\""),
      "id: holds a credential"},
@@ -318,6 +340,17 @@ static const refuse_case refuse_cases[] = {
     {DOC("\"id\":\"e\",\"source\":\"s\"",
          "\"token_id\":\"t\",\"resource\":\"r\",\"audience\":[\"https://api/?access_token=abc\"]"),
      "data.audience[0]: holds a credential"},
+    {DOC("\"id\":\"ev?access_token=abc\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\""),
+     "id: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"https://u:pw@h\",\"resource\":\"r\""),
+     "data.token_id: holds a credential"},
+    /* the string form of scopes is checked before it is split */
+    {DOC("\"id\":\"e\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\",\"scopes\":\"repo Bearer " OPAQUE "\""),
+     "data.scopes: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\",\"services\":[\"https://u:pw@h\"]"),
+     "data.services"},
     /* 252 bytes of minimal JWTs clean to 675: over client_id's 256 */
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"client_id\":\"" JWT18 "\""),
      "data.client_id: longer than 256 bytes once the credentials in it are replaced"},
