@@ -932,9 +932,15 @@ static int put_list(const view *vw, json_t *out, const char *name, const val *v,
     } else if (v->kind == V_STRING && mode == LIST_SCOPES) {
         const char *s = v->s;
         size_t len = v->n;
-        size_t ign = 0;
-        if (clean_text(s, len, NULL, &ign) > 0) {
-            /* "repo Bearer <token>" splits into harmless-looking entries */
+        /* "repo Bearer <token>" or "openid ?access_token= x" split into
+         * harmless-looking entries: the string is checked whole first */
+        char *dec = malloc(len + 1);
+        if (dec == NULL) {
+            return fail_oom(err);
+        }
+        int bad = uri_has_credentials(s, len, dec);
+        free(dec);
+        if (bad) {
             return fail_at(err, TT_REJ_BAD_VALUE, "data.", name, CREDENTIAL_PROBLEM);
         }
         size_t i = 0;
@@ -1112,7 +1118,7 @@ static size_t jwt_at(const char *s, size_t n)
     if (len[0] < 10) {
         return 0;
     }
-    if (seg == 4) {
+    if (seg == 4 && len[2] > 0 && len[3] > 0 && len[4] > 0) {
         return i; /* JWE */
     }
     if (seg >= 2 && len[1] >= 2) {
@@ -1394,12 +1400,13 @@ static int path_param_class(const char *name, size_t n)
 {
     static const char *const bearer[] = {"access_token", "refresh_token", "id_token", "token",
                                          NULL};
-    static const char *const exact[] = {"code", "key",  "sig", "jwt",          "pwd",
-                                        "pw",   "pass", "assertion", "samlresponse", NULL};
-    static const char *const words[] = {"token",   "secret",  "passw",     "credential",
-                                        "signature", "apikey", "api_key",  "api-key",
-                                        "auth",    "session", "assertion", "ticket",
-                                        "verifier", "device_code", NULL};
+    static const char *const exact[] = {"code", "key",       "sig",          "jwt", "pw",
+                                        "otp",  "pin",       "assertion",    NULL};
+    static const char *const words[] = {"token",      "secret",     "pass",        "pwd",
+                                        "credential", "signature",  "apikey",      "api_key",
+                                        "api-key",    "auth",       "session",     "assertion",
+                                        "ticket",     "verifier",   "device_code", "privatekey",
+                                        "private_key", "samlresponse", NULL};
     char dec[64];
     char low[64];
     if (n == 0 || n >= sizeof(dec)) {
@@ -1524,10 +1531,11 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
         while (has_value && i < n && !is_param_end(s[i])) {
             i++;
         }
-        if (!has_value && depth == 0 && ne > ns &&
+        if (depth == 0 && ne > ns &&
             (memchr(s + ns, '%', ne - ns) != NULL || memchr(s + ns, '+', ne - ns) != NULL) &&
             nested_has_credentials(s + ns, ne - ns, dec)) {
-            /* a name alone that decodes to a credential (?access_token%3D...) */
+            /* a name that decodes to a credential (?access_token%3D...,
+             * ?Bearer%20...=1): the whole parameter goes */
             if (out != NULL) {
                 out[o] = s[ns - 1];
             }
@@ -2061,6 +2069,9 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
          * sent, so one that carries a credential is refused */
         char dec[TT_EV_MAX_SOURCE + 1];
         if (uri_has_credentials(v->s, v->n, dec)) {
+            if (i == 0) {
+                err->id[0] = '\0'; /* the answer must not echo it either */
+            }
             return fail(err, TT_REJ_BAD_VALUE, name, CREDENTIAL_PROBLEM);
         }
         copies[i] = mkstr(vw, v->s, v->n);
@@ -2159,6 +2170,60 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
     return 0;
 }
 
+/* Does any string under j (a value, or an array's or object's values) hold
+ * tok[0..n)? Sets *where to the member name that holds it. */
+static int holds_bytes(const json_t *j, const char *key, const char *tok, size_t n,
+                       const char **where)
+{
+    if (json_is_string(j)) {
+        if (memmem(json_string_value(j), json_string_length(j), tok, n) != NULL) {
+            *where = key;
+            return 1;
+        }
+        return 0;
+    }
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (holds_bytes(json_array_get(j, i), key, tok, n, where)) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)j, k, v)
+    {
+        if (holds_bytes(v, k, tok, n, where)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A raw data.token that the same event repeats in another string (a reason
+ * quoting it, an actor "x-access-token: ...") would be stored as sent, though
+ * the collector knows exactly those bytes: the event is rejected, naming the
+ * member. Tokens shorter than 8 bytes are not looked for (they would match
+ * ordinary text). */
+static int check_token_repeated(const view *vw, const json_t *out, tt_event_error *err)
+{
+    const val *tok = &vw->field[FIELD_TOKEN];
+    if (tok->kind != V_STRING || tok->n < 8) {
+        return 0;
+    }
+    const char *where = NULL;
+    if (!holds_bytes(out, "", tok->s, tok->n, &where)) {
+        return 0;
+    }
+    char name[80];
+    snprintf(name, sizeof(name), "%s%.64s",
+             json_object_get(json_object_get(out, "data"), where) ? "data." : "", where);
+    return fail(err, TT_REJ_BAD_VALUE, name,
+                "holds the raw token of data.token, which would be stored as sent: send the "
+                "token only as data.token");
+}
+
 /* Validates the event seen through vw and builds ev; the contract of
  * tt_event_from_json. */
 static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
@@ -2190,6 +2255,9 @@ static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
 
     json_t *out = json_object();
     int rc = out == NULL ? fail_oom(err) : build_event(vw, out, ev, err);
+    if (rc == 0) {
+        rc = check_token_repeated(vw, out, err);
+    }
     if (rc != 0) {
         json_decref(out);
         memset(ev, 0, sizeof(*ev));

@@ -169,6 +169,12 @@ static const path_case path_cases[] = {
     /* a form-encoded value or name that is itself a query */
     {"/x?state=access_token%3DSECRETV&y=1", "/x?state=<redacted>&y=1", "SECRETV"},
     {"/x?access_token%3DSECRETQ&y=1", "/x?<redacted>&y=1", "SECRETQ"},
+    /* a name that decodes to a credential, with a value after it */
+    {"/cb?access_token%3DSECRETSECRET=x&y=1", "/cb?<redacted>&y=1", "SECRETSECRET"},
+    {"/cb?Bearer%20AbCdEfGhIjKlMnOpQrSt=1", "/cb?<redacted>", "AbCdEfGh"},
+    {"/x?a=1&https%3A%2F%2Fu%3ALEAKpw%40host=1", "/x?a=1&<redacted>", "LEAKpw"},
+    {"/x?passphrase=LEAKpp&user_pwd=LEAKpw2", "/x?passphrase=<redacted>&user_pwd=<redacted>",
+     "LEAKp"},
     /* matrix parameters in the path */
     {"/app;jsessionid=SECRETJ?x=1", "/app;jsessionid=<redacted>?x=1", "SECRETJ"},
     {"//user:pw6@host/x", "//user:<redacted>@host/x", "pw6"},
@@ -281,6 +287,10 @@ static const text_case text_cases[] = {
     /* free text gets the URI rules too */
     {"token.revoked", "\"reason\":\"see https://bob:pw3@h/x\"", "", "data.reason",
      "see https://bob:<redacted>@h/x", "pw3"},
+    /* a JWT then an ellipsis: the JWT's own fingerprint */
+    {"token.revoked", "\"reason\":\"jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl...\"", "",
+     "data.reason",
+     "jwt sha256:0584d4019ab0da6fee4be4c07edf26e140f978aa7970a3dc23e2c89bf5cb57e6...", "c2lnbmF0"},
     /* resource is a URI-reference too */
     {"token.used", "\"resource\":\"https://bob:hunter5@api/\"", "", "data.resource",
      "https://bob:<redacted>@api/", "hunter5"},
@@ -351,6 +361,20 @@ static const refuse_case refuse_cases[] = {
     {DOC("\"id\":\"e\",\"source\":\"s\"",
          "\"token_id\":\"t\",\"resource\":\"r\",\"services\":[\"https://u:pw@h\"]"),
      "data.services"},
+    {DOC("\"id\":\"e?Bearer%20AbCdEfGhIjKlMnOpQrSt=1\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\""),
+     "id: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"s\"",
+         "\"token_id\":\"t\",\"resource\":\"r\",\"scopes\":\"openid ?access_token= LEAKFIVEabcdefgh\""),
+     "data.scopes: holds a credential"},
+    /* the raw data.token repeated in another member */
+    {DOC("\"id\":\"e\",\"source\":\"s\"",
+         "\"token\":\"gho_LEAKopaque0123456789\",\"resource\":\"r\","
+         "\"path\":\"/x/gho_LEAKopaque0123456789\""),
+     "data.path: holds the raw token of data.token"},
+    {DOC("\"id\":\"e\",\"source\":\"s\",\"subject\":\"x gho_LEAKopaque0123456789\"",
+         "\"token\":\"gho_LEAKopaque0123456789\",\"resource\":\"r\""),
+     "subject: holds the raw token of data.token"},
     /* 252 bytes of minimal JWTs clean to 675: over client_id's 256 */
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"client_id\":\"" JWT18 "\""),
      "data.client_id: longer than 256 bytes once the credentials in it are replaced"},
@@ -373,8 +397,13 @@ START_TEST(test_credentials_refused)
         ck_assert_msg(rc == -1, "reader %d accepted %s", reader, c->doc);
         ck_assert_msg(strncmp(err.msg, c->msg, strlen(c->msg)) == 0, "reader %d: '%s', want '%s...'",
                       reader, err.msg, c->msg);
-        ck_assert_msg(strstr(err.msg, OPAQUE) == NULL && strstr(err.msg, "c2ln") == NULL,
+        ck_assert_msg(strstr(err.msg, OPAQUE) == NULL && strstr(err.msg, "c2ln") == NULL &&
+                          strstr(err.msg, "LEAK") == NULL,
                       "the message quotes the credential: %s", err.msg);
+        /* nor does the id the answer names the rejected event by */
+        ck_assert_msg(strstr(err.id, "c2ln") == NULL && strstr(err.id, "QUxJ") == NULL &&
+                          strstr(err.id, "AbCdEfGh") == NULL && strstr(err.id, "access_token") == NULL,
+                      "the id echoes the credential: %s", err.id);
     }
 }
 END_TEST
