@@ -847,7 +847,7 @@ static int fail_entry(tt_event_error *err, tt_reject_reason reason, const char *
 }
 
 static size_t clean_text(const char *s, size_t n, char *out, size_t *outn);
-static int uri_has_credentials(const char *s, size_t n, char *dec);
+static int uri_has_credentials(const char *s, size_t n, char *dec, int strict);
 
 /* Why an identifier that carries a credential is refused: identifiers are
  * stored as sent (they name things and decide duplicates), so a credential in
@@ -879,7 +879,7 @@ static int check_entry(const char *name, size_t idx, const char *p, size_t n, en
         }
     }
     char dec[TT_EV_MAX_SCOPE + 1];
-    if (uri_has_credentials(p, n, dec)) {
+    if (uri_has_credentials(p, n, dec, 1)) {
         return fail_entry(err, TT_REJ_BAD_VALUE, name, idx, CREDENTIAL_PROBLEM);
     }
     return 0;
@@ -933,12 +933,19 @@ static int put_list(const view *vw, json_t *out, const char *name, const val *v,
         const char *s = v->s;
         size_t len = v->n;
         /* "repo Bearer <token>" or "openid ?access_token= x" split into
-         * harmless-looking entries: the string is checked whole first */
+         * harmless-looking entries: the string is checked whole first, once
+         * it is known to be no longer than a full list can be */
+        if (len > (size_t)TT_EV_MAX_LIST * (TT_EV_MAX_SCOPE + 1)) {
+            char problem[64];
+            snprintf(problem, sizeof(problem), "longer than %d bytes",
+                     TT_EV_MAX_LIST * (TT_EV_MAX_SCOPE + 1));
+            return fail_at(err, TT_REJ_TOO_LONG, "data.", name, problem);
+        }
         char *dec = malloc(len + 1);
         if (dec == NULL) {
             return fail_oom(err);
         }
-        int bad = uri_has_credentials(s, len, dec);
+        int bad = uri_has_credentials(s, len, dec, 1);
         free(dec);
         if (bad) {
             return fail_at(err, TT_REJ_BAD_VALUE, "data.", name, CREDENTIAL_PROBLEM);
@@ -1042,7 +1049,7 @@ static int do_token_id(const view *vw, json_t *out, json_t **token_id, tt_event_
                         "looks like a raw JWT; send it as data.token to have it fingerprinted");
         }
         char dec[TT_EV_MAX_ID + 1];
-        if (uri_has_credentials(tid->s, tid->n, dec)) {
+        if (uri_has_credentials(tid->s, tid->n, dec, 1)) {
             return fail(err, TT_REJ_BAD_VALUE, "data.token_id", CREDENTIAL_PROBLEM);
         }
         if (tid->n >= 7 && memcmp(tid->s, "sha256:", 7) == 0 && !is_fingerprint_span(tid->s, tid->n)) {
@@ -1149,13 +1156,27 @@ static int looks_like_credential(int basic, const char *s, size_t n)
     if (n > sizeof(in) - 3) {
         return 1; /* too long to check: treat it as one */
     }
+    if (n < 8) {
+        return 0; /* "Only", "Open": words that decode to a ':' by chance */
+    }
     size_t m = n;
     memcpy(in, s, n);
     while (m % 4 != 0) {
         in[m++] = '=';
     }
-    int len = n < 4 ? -1 : EVP_DecodeBlock(dec, in, (int)m);
-    int has_colon = len > 0 && memchr(dec, ':', (size_t)len) != NULL;
+    size_t pad = 0;
+    while (pad < m && in[m - 1 - pad] == '=') {
+        pad++;
+    }
+    int len = EVP_DecodeBlock(dec, in, (int)m);
+    /* EVP_DecodeBlock counts a zero byte for each '=' of padding: drop them */
+    if (len >= (int)pad) {
+        len -= (int)pad;
+    }
+    int has_colon = len > 1 && memchr(dec + 1, ':', (size_t)len - 1) != NULL;
+    for (int i = 0; has_colon && i < len; i++) {
+        has_colon = dec[i] >= 0x20 && dec[i] < 0x7f; /* user:password is printable */
+    }
     OPENSSL_cleanse(dec, sizeof(dec));
     OPENSSL_cleanse(in, sizeof(in));
     return has_colon;
@@ -1328,6 +1349,28 @@ static size_t clean_text_known(const char *s, size_t n, char *out, size_t *outn,
             put_redacted(out, &o, s + i, j);
             i += j;
             changes++;
+        } else if (n - i >= 3 && memcmp(s + i, "eyJ", 3) == 0) {
+            /* Not a JWT from here, nor from any later start in this run of
+             * base64url (the segments after it are the same, the first one
+             * only shorter): skip the run, so "eyJeyJeyJ..." costs O(n). A
+             * scheme name at its end ("...Bearer <token>") is left to the
+             * next rounds. */
+            size_t r = i;
+            while (r < n && (is_b64url(s[r]) || s[r] == '=')) {
+                r++;
+            }
+            if (r < n && is_blank(s[r])) {
+                if (r - i >= 6 + 3 && strncasecmp(s + r - 6, "bearer", 6) == 0) {
+                    r -= 6;
+                } else if (r - i >= 5 + 3 && strncasecmp(s + r - 5, "basic", 5) == 0) {
+                    r -= 5;
+                }
+            }
+            if (out != NULL) {
+                memcpy(out + o, s + i, r - i);
+            }
+            o += r - i;
+            i = r;
         } else {
             if (out != NULL) {
                 out[o] = s[i];
@@ -1396,43 +1439,74 @@ static size_t form_decode(const char *s, size_t n, char *out)
  * TT_REDACTED (other secrets, often low in entropy: a hash of a password
  * could be guessed back). The name is form-decoded here and compared
  * case-insensitively. */
-static int path_param_class(const char *name, size_t n)
+/* The form-decoded, lowercased name n[0..len) into low (64 bytes); 0 when
+ * the name is empty or too long for it. */
+static size_t param_name_lower(const char *name, size_t n, char low[64])
 {
-    static const char *const bearer[] = {"access_token", "refresh_token", "id_token", "token",
-                                         NULL};
-    static const char *const exact[] = {"code", "key",       "sig",          "jwt", "pw",
-                                        "otp",  "pin",       "assertion",    NULL};
-    static const char *const words[] = {"token",      "secret",     "pass",        "pwd",
-                                        "credential", "signature",  "apikey",      "api_key",
-                                        "api-key",    "auth",       "session",     "assertion",
-                                        "ticket",     "verifier",   "device_code", "privatekey",
-                                        "private_key", "samlresponse", NULL};
     char dec[64];
-    char low[64];
-    if (n == 0 || n >= sizeof(dec)) {
-        return n == 0 ? 0 : 2; /* an absurdly long name: keep nothing of its value */
+    if (n == 0 || n >= 64) {
+        return 0;
     }
     size_t m = form_decode(name, n, dec);
     for (size_t i = 0; i < m; i++) {
         low[i] = (dec[i] >= 'A' && dec[i] <= 'Z') ? (char)(dec[i] - 'A' + 'a') : dec[i];
     }
     low[m] = '\0';
-    for (size_t k = 0; bearer[k]; k++) {
-        if (strcmp(low, bearer[k]) == 0) {
+    return m;
+}
+
+static int name_in(const char *low, const char *const *list, int substring)
+{
+    for (size_t k = 0; list[k]; k++) {
+        if (substring ? strstr(low, list[k]) != NULL : strcmp(low, list[k]) == 0) {
             return 1;
         }
     }
-    for (size_t k = 0; exact[k]; k++) {
-        if (strcmp(low, exact[k]) == 0) {
-            return 2;
-        }
-    }
-    for (size_t k = 0; words[k]; k++) {
-        if (strstr(low, words[k]) != NULL) {
-            return 2;
-        }
-    }
     return 0;
+}
+
+static const char *const bearer_names[] = {"access_token", "refresh_token", "id_token", "token",
+                                           NULL};
+
+static int path_param_class(const char *name, size_t n)
+{
+    static const char *const exact[] = {"code", "key",           "sig",           "jwt",
+                                        "pw",   "otp",           "pin",           "auth",
+                                        "pass", "authorization", "assertion",     NULL};
+    static const char *const words[] = {
+        "token",      "secret",    "passw",      "passphrase", "passcode",    "passkey",
+        "_pass",      "-pass",     "pwd",        "credential", "signature",   "apikey",
+        "api_key",    "api-key",   "authkey",    "_auth",      "-auth",       "session",
+        "assertion",  "ticket",    "verifier",   "device_code", "privatekey", "private_key",
+        "samlresponse", NULL};
+    char low[64];
+    if (n >= 64) {
+        return 2; /* an absurdly long name: keep nothing of its value */
+    }
+    if (param_name_lower(name, n, low) == 0) {
+        return 0;
+    }
+    if (name_in(low, bearer_names, 0)) {
+        return 1;
+    }
+    return name_in(low, exact, 0) || name_in(low, words, 1) ? 2 : 0;
+}
+
+/* For identifiers (id, source, token_id, list entries), which are refused
+ * rather than rewritten: only a name that says beyond doubt that it holds a
+ * credential counts (a bearer token, a secret, a password, a signature, an
+ * API or private key), not one that merely may (ticket, session, code,
+ * auth...), so an ordinary source such as "https://rs/api;auth=v2" is kept. */
+static int strong_param(const char *name, size_t n)
+{
+    static const char *const strong[] = {"secret",  "passw",   "signature",   "credential",
+                                         "apikey",  "api_key", "api-key",     "private_key",
+                                         "privatekey", NULL};
+    char low[64];
+    if (n >= 64 || param_name_lower(name, n, low) == 0) {
+        return n >= 64;
+    }
+    return name_in(low, bearer_names, 0) || name_in(low, strong, 1);
 }
 
 static int is_param_end(char c)
@@ -1440,8 +1514,12 @@ static int is_param_end(char c)
     return c == '&' || c == ';' || c == '#' || c == '?';
 }
 
-static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn);
-static size_t redact_params(const char *s, size_t n, char *out, char *dec, int depth,
+/* redact_params' mode bits: RP_NESTED inside a decoded value (no deeper
+ * decoding), RP_STRICT for identifiers (only parameters whose names say
+ * they hold a credential beyond doubt count, see strong_param). */
+enum { RP_NESTED = 1, RP_STRICT = 2 };
+static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn, int strict);
+static size_t redact_params(const char *s, size_t n, char *out, char *dec, int mode,
                             size_t *outn);
 
 /* Does s[0..n) hold a %XX escape? */
@@ -1462,7 +1540,7 @@ static int has_escape(const char *s, size_t n)
  * checked for anything redact_params, redact_userinfo or clean_text would
  * replace. A value still encoded after 4 rounds counts as holding one. dec:
  * room for n bytes; wiped. */
-static int nested_has_credentials(const char *v, size_t n, char *dec)
+static int nested_has_credentials(const char *v, size_t n, char *dec, int strict)
 {
     size_t dn = form_decode(v, n, dec), ign = 0;
     int found = 0;
@@ -1475,9 +1553,10 @@ static int nested_has_credentials(const char *v, size_t n, char *dec)
         /* also as a query of its own: state=access_token%3D... */
         q[0] = '?';
         memcpy(q + 1, dec, dn);
-        if (redact_params(dec, dn, NULL, NULL, 1, &ign) > 0 ||
-            redact_params(q, dn + 1, NULL, NULL, 1, &ign) > 0 ||
-            redact_userinfo(dec, dn, NULL, &ign) > 0 || clean_text(dec, dn, NULL, &ign) > 0) {
+        int mode = RP_NESTED | (strict ? RP_STRICT : 0);
+        if (redact_params(dec, dn, NULL, NULL, mode, &ign) > 0 ||
+            redact_params(q, dn + 1, NULL, NULL, mode, &ign) > 0 ||
+            redact_userinfo(dec, dn, NULL, &ign, strict) > 0 || clean_text(dec, dn, NULL, &ign) > 0) {
             found = 1;
             break;
         }
@@ -1504,9 +1583,11 @@ static int nested_has_credentials(const char *v, size_t n, char *dec)
  * dec: scratch room for n bytes (unused when out is NULL and depth > 0).
  * out NULL: a dry run. Returns the number of replacements; *outn gets the
  * length written. */
-static size_t redact_params(const char *s, size_t n, char *out, char *dec, int depth,
+static size_t redact_params(const char *s, size_t n, char *out, char *dec, int mode,
                             size_t *outn)
 {
+    int depth = mode & RP_NESTED;
+    int strict = (mode & RP_STRICT) != 0;
     /* the parameters start at the first '?', '#' or ';' (matrix parameters
      * such as ;jsessionid= in the path) */
     size_t i = 0;
@@ -1533,7 +1614,7 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
         }
         if (depth == 0 && ne > ns &&
             (memchr(s + ns, '%', ne - ns) != NULL || memchr(s + ns, '+', ne - ns) != NULL) &&
-            nested_has_credentials(s + ns, ne - ns, dec)) {
+            nested_has_credentials(s + ns, ne - ns, dec, strict)) {
             /* a name that decodes to a credential (?access_token%3D...,
              * ?Bearer%20...=1): the whole parameter goes */
             if (out != NULL) {
@@ -1545,9 +1626,12 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int d
             continue;
         }
         int cls = i == vs ? 0 : path_param_class(s + ns, ne - ns);
+        if (strict && cls == 2 && !strong_param(s + ns, ne - ns)) {
+            cls = 0;
+        }
         if (cls == 0 && i > vs && depth == 0 &&
             (memchr(s + vs, '%', i - vs) != NULL || memchr(s + vs, '+', i - vs) != NULL) &&
-            nested_has_credentials(s + vs, i - vs, dec)) {
+            nested_has_credentials(s + vs, i - vs, dec, strict)) {
             cls = 2; /* a form-encoded reference or text with credentials */
         }
         if (out != NULL) {
@@ -1596,7 +1680,7 @@ static size_t authority_at(const char *s, size_t n, size_t i)
  * '/', '?', '#', '\' or a blank: '&' and ';' may be in a password. out NULL:
  * only count. Returns the number of replacements; *outn gets the length
  * written. */
-static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
+static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn, int strict)
 {
     size_t o = 0, i = 0, changes = 0;
     while (i < n) {
@@ -1628,7 +1712,8 @@ static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
             sep_in_userinfo |= s[k] == '&' || s[k] == ';';
         }
         /* the user name itself a token (GitHub's https://<token>:x-oauth-basic@) */
-        int user_token = at < n && looks_like_credential(0, s + a, (colon < n ? colon : at) - a);
+        int user_token = !strict && at < n &&
+                         looks_like_credential(0, s + a, (colon < n ? colon : at) - a);
         size_t keep = colon < n && !user_token ? colon + 1 : a; /* through "user:", or "//" */
         if (at < n && sep_in_userinfo) {
             /* "&" or ";" before the '@': a parameter's name may hide in it
@@ -1661,7 +1746,7 @@ static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn)
 }
 
 /* Would path_redacted change s[0..n)? dec: scratch room for n bytes. */
-static int uri_has_credentials(const char *s, size_t n, char *dec)
+static int uri_has_credentials(const char *s, size_t n, char *dec, int strict)
 {
     int f = scan_flags(s, n);
     size_t ign = 0;
@@ -1669,7 +1754,8 @@ static int uri_has_credentials(const char *s, size_t n, char *dec)
         return 1;
     }
     return (f & SF_URI) != 0 &&
-           (redact_params(s, n, NULL, dec, 0, &ign) > 0 || redact_userinfo(s, n, NULL, &ign) > 0);
+           (redact_params(s, n, NULL, dec, strict ? RP_STRICT : 0, &ign) > 0 ||
+            redact_userinfo(s, n, NULL, &ign, strict) > 0);
 }
 
 /* A stored URI-reference (data.path, data.resource, dataschema):
@@ -1688,7 +1774,7 @@ static json_t *path_redacted(const view *vw, const char *s, size_t n)
         return NULL;
     }
     size_t ign = 0;
-    int clean = redact_userinfo(s, n, NULL, &ign) == 0 &&
+    int clean = redact_userinfo(s, n, NULL, &ign, 0) == 0 &&
                 redact_params(s, n, NULL, dec, 0, &ign) == 0;
     if (dec != stack_dec) {
         free(dec);
@@ -1703,7 +1789,7 @@ static json_t *path_redacted(const view *vw, const char *s, size_t n)
     json_t *j = NULL;
     if (mid != NULL) {
         size_t m = 0, o = 0;
-        redact_userinfo(s, n, mid, &m);
+        redact_userinfo(s, n, mid, &m, 0);
         char *out = malloc(m + (m / 2 + 1) * TT_FINGERPRINT_BUFSZ);
         char *dec2 = malloc(m + 1);
         if (out != NULL && dec2 != NULL) {
@@ -2068,7 +2154,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
         /* id and source name the event and decide duplicates: stored as
          * sent, so one that carries a credential is refused */
         char dec[TT_EV_MAX_SOURCE + 1];
-        if (uri_has_credentials(v->s, v->n, dec)) {
+        if (uri_has_credentials(v->s, v->n, dec, 1)) {
             if (i == 0) {
                 err->id[0] = '\0'; /* the answer must not echo it either */
             }
@@ -2216,6 +2302,9 @@ static int check_token_repeated(const view *vw, const json_t *out, tt_event_erro
     if (!holds_bytes(out, "", tok->s, tok->n, &where)) {
         return 0;
     }
+    if (strcmp(where, "id") == 0) {
+        err->id[0] = '\0'; /* the answer must not echo it */
+    }
     char name[80];
     snprintf(name, sizeof(name), "%s%.64s",
              json_object_get(json_object_get(out, "data"), where) ? "data." : "", where);
@@ -2236,7 +2325,9 @@ static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
      * one that happens before they are validated. Both are read as C strings
      * (up to any NUL), the way the messages and metrics use them. */
     const val *id = &vw->attr[A_ID];
-    if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID) {
+    char id_dec[TT_EV_MAX_ID + 1];
+    if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID &&
+        !uri_has_credentials(id->s, id->n, id_dec, 1)) {
         const char *nul = memchr(id->s, '\0', id->n);
         size_t n = nul ? (size_t)(nul - id->s) : id->n;
         memcpy(err->id, id->s, n);

@@ -191,6 +191,9 @@ static const path_case path_cases[] = {
     /* user info first: a password may hold "&key=" */
     {"/x?u=https://bob:PWPRE&key=9x@host/", "/x?u=https://<redacted>/", "PWPRE"},
     {"/x#//u:pw5@h", "/x#//u:<redacted>@h", "pw5"},
+    /* ordinary names are kept: author, passengers, bypass_cache */
+    {"/books?author=bob&passengers=3&bypass_cache=1&compass=n",
+     "/books?author=bob&passengers=3&bypass_cache=1&compass=n", NULL},
     /* JSON escapes in the input are decoded before the redaction */
     {"\\/x?access_token=\\u0061bc", "/x?access_token=" FP_ABC, "=abc"},
 };
@@ -294,6 +297,9 @@ static const text_case text_cases[] = {
     /* resource is a URI-reference too */
     {"token.used", "\"resource\":\"https://bob:hunter5@api/\"", "", "data.resource",
      "https://bob:<redacted>@api/", "hunter5"},
+    /* words that decode to a ':' by chance are not Basic credentials */
+    {"token.revoked", "\"reason\":\"Basic Only and Basic Operations\"", "", "data.reason",
+     "Basic Only and Basic Operations", NULL},
     /* prose and near misses stay as they are */
     {"token.revoked", "\"reason\":\"bearer authentication failed\"", "", "data.reason",
      "bearer authentication failed", NULL},
@@ -375,6 +381,12 @@ static const refuse_case refuse_cases[] = {
     {DOC("\"id\":\"e\",\"source\":\"s\",\"subject\":\"x gho_LEAKopaque0123456789\"",
          "\"token\":\"gho_LEAKopaque0123456789\",\"resource\":\"r\""),
      "subject: holds the raw token of data.token"},
+    {DOC("\"id\":\"gho_LEAKopaque0123456789\",\"source\":\"s\"",
+         "\"token\":\"gho_LEAKopaque0123456789\",\"resource\":\"r\""),
+     "id: holds the raw token of data.token"},
+    {"{\"specversion\":\"0.3\",\"type\":\"token.used\",\"time\":0,\"id\":\"Bearer " JWT "\","
+     "\"source\":\"s\",\"data\":{\"token_id\":\"t\",\"resource\":\"r\"}}",
+     "specversion: must be"},
     /* 252 bytes of minimal JWTs clean to 675: over client_id's 256 */
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"client_id\":\"" JWT18 "\""),
      "data.client_id: longer than 256 bytes once the credentials in it are replaced"},
@@ -402,9 +414,58 @@ START_TEST(test_credentials_refused)
                       "the message quotes the credential: %s", err.msg);
         /* nor does the id the answer names the rejected event by */
         ck_assert_msg(strstr(err.id, "c2ln") == NULL && strstr(err.id, "QUxJ") == NULL &&
-                          strstr(err.id, "AbCdEfGh") == NULL && strstr(err.id, "access_token") == NULL,
+                          strstr(err.id, "AbCdEfGh") == NULL && strstr(err.id, "access_token") == NULL &&
+                          strstr(err.id, "LEAK") == NULL,
                       "the id echoes the credential: %s", err.id);
     }
+}
+END_TEST
+
+/* Identifiers are refused only for credentials beyond doubt: ordinary
+ * sources with a matrix parameter or a long user name are kept as sent. And
+ * a long run of "eyJ" in the scopes string is rejected for its length, after
+ * a scan that is linear in it. */
+START_TEST(test_identifiers_kept)
+{
+    static const char *const docs[] = {
+        DOC("\"id\":\"e\",\"source\":\"https://rs.example/api;auth=v2\"",
+            "\"token_id\":\"t\",\"resource\":\"r\""),
+        DOC("\"id\":\"e\",\"source\":\"https://svc-account-prod@idp.example/oauth\"",
+            "\"token_id\":\"t\",\"resource\":\"r\""),
+        DOC("\"id\":\"e?ticket=INC-2041\",\"source\":\"//idp.example/oauth?session=7\"",
+            "\"token_id\":\"t\",\"resource\":\"r\",\"audience\":[\"https://api.example.com:8443/v1\"]"),
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        tt_event ev;
+        tt_event_error err;
+        ck_assert_msg(tt_event_parse(docs[i], strlen(docs[i]), &ev, &err) == 0, "%s: %s", docs[i],
+                      err.msg);
+        char *dump = tt_event_dump(&ev);
+        ck_assert_ptr_nonnull(dump);
+        ck_assert_msg(strstr(dump, "redacted") == NULL && strstr(dump, "sha256:") == NULL,
+                      "altered: %s", dump);
+        free(dump);
+        tt_event_clear(&ev);
+    }
+    /* 60,000 bytes of "eyJ": under the string limit, over an entry's */
+    size_t reps = 20000;
+    const char *pre = "{\"specversion\":\"1.0\",\"id\":\"e\",\"source\":\"s\",\"type\":"
+                      "\"token.issued\",\"time\":0,\"data\":{\"token_id\":\"t\",\"client_id\":\"c\","
+                      "\"issued_at\":0,\"expires_at\":1,\"scopes\":\"";
+    const char *post = "\"}}";
+    size_t pl = strlen(pre), ql = strlen(post);
+    char *buf = malloc(pl + 3 * reps + ql + 1);
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, pre, pl);
+    for (size_t i = 0; i < reps; i++) {
+        memcpy(buf + pl + 3 * i, "eyJ", 3);
+    }
+    memcpy(buf + pl + 3 * reps, post, ql + 1);
+    tt_event ev;
+    tt_event_error err;
+    ck_assert_int_eq(tt_event_parse(buf, strlen(buf), &ev, &err), -1);
+    ck_assert_msg(strncmp(err.msg, "data.scopes[0]: longer than", 27) == 0, "%s", err.msg);
+    free(buf);
 }
 END_TEST
 
@@ -1685,6 +1746,7 @@ Suite *tt_event_suite(void)
     tcase_add_loop_test(tc, test_text_redaction, 0, NCASES(text_cases));
     tcase_add_test(tc, test_redaction_random);
     tcase_add_loop_test(tc, test_credentials_refused, 0, NCASES(refuse_cases));
+    tcase_add_test(tc, test_identifiers_kept);
     tcase_add_loop_test(tc, test_raw, 0, NCASES(raw_cases));
     tcase_add_loop_test(tc, test_deep_nesting, 0, NCASES(depth_cases));
     suite_add_tcase(s, tc);
