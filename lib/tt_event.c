@@ -1156,8 +1156,16 @@ static int looks_like_credential(int basic, const char *s, size_t n)
     if (n > sizeof(in) - 3) {
         return 1; /* too long to check: treat it as one */
     }
-    if (n < 8) {
-        return 0; /* "Only", "Open": words that decode to a ':' by chance */
+    /* "Only", "Operations": words that decode to a ':' by chance. base64 of
+     * a user and password has 8 characters or more and, unlike a word, a
+     * digit, '+', '/', '=' or a capital after the first character. */
+    int b64ish = 0;
+    for (size_t i = 0; i < n && !b64ish; i++) {
+        b64ish = (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/' || s[i] == '=' ||
+                 (i > 0 && s[i] >= 'A' && s[i] <= 'Z');
+    }
+    if (n < 8 || !b64ish) {
+        return 0;
     }
     size_t m = n;
     memcpy(in, s, n);
@@ -1173,9 +1181,18 @@ static int looks_like_credential(int basic, const char *s, size_t n)
     if (len >= (int)pad) {
         len -= (int)pad;
     }
-    int has_colon = len > 1 && memchr(dec + 1, ':', (size_t)len - 1) != NULL;
-    for (int i = 0; has_colon && i < len; i++) {
-        has_colon = dec[i] >= 0x20 && dec[i] < 0x7f; /* user:password is printable */
+    /* user:password (the user may be empty: an API key as the password) in
+     * well-formed UTF-8 without control bytes (RFC 7617) */
+    int has_colon = len > 0 && memchr(dec, ':', (size_t)len) != NULL;
+    for (int i = 0; has_colon && i < len;) {
+        unsigned char c = dec[i];
+        int follow = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                                : (c & 0xf8) == 0xf0 ? 3 : -1;
+        has_colon = follow >= 0 && (c >= 0x20 && c != 0x7f) && i + follow < len;
+        for (int k = 1; has_colon && k <= follow; k++) {
+            has_colon = (dec[i + k] & 0xc0) == 0x80;
+        }
+        i += follow + 1;
     }
     OPENSSL_cleanse(dec, sizeof(dec));
     OPENSSL_cleanse(in, sizeof(in));
@@ -1468,6 +1485,28 @@ static int name_in(const char *low, const char *const *list, int substring)
 static const char *const bearer_names[] = {"access_token", "refresh_token", "id_token", "token",
                                            NULL};
 
+/* Words that count only as a whole part of a name split on '_', '-' and '.'
+ * (auth_code, db.pass, x-auth-header; not author, passengers, bypass). */
+static const char *const part_words[] = {"auth", "pass", "pwd", "pw", "sig", NULL};
+
+static int has_part(const char *low, const char *const *list)
+{
+    const char *p = low;
+    while (*p) {
+        size_t k = strcspn(p, "_-.");
+        for (size_t w = 0; list[w]; w++) {
+            if (strlen(list[w]) == k && strncmp(p, list[w], k) == 0) {
+                return 1;
+            }
+        }
+        p += k;
+        if (*p) {
+            p++;
+        }
+    }
+    return 0;
+}
+
 static int path_param_class(const char *name, size_t n)
 {
     static const char *const exact[] = {"code", "key",           "sig",           "jwt",
@@ -1489,7 +1528,7 @@ static int path_param_class(const char *name, size_t n)
     if (name_in(low, bearer_names, 0)) {
         return 1;
     }
-    return name_in(low, exact, 0) || name_in(low, words, 1) ? 2 : 0;
+    return name_in(low, exact, 0) || name_in(low, words, 1) || has_part(low, part_words) ? 2 : 0;
 }
 
 /* For identifiers (id, source, token_id, list entries), which are refused
@@ -1502,11 +1541,15 @@ static int strong_param(const char *name, size_t n)
     static const char *const strong[] = {"secret",  "passw",   "signature",   "credential",
                                          "apikey",  "api_key", "api-key",     "private_key",
                                          "privatekey", NULL};
+    static const char *const strong_parts[] = {"pass", "pwd", "sig", NULL};
     char low[64];
     if (n >= 64 || param_name_lower(name, n, low) == 0) {
         return n >= 64;
     }
-    return name_in(low, bearer_names, 0) || name_in(low, strong, 1);
+    size_t m = strlen(low);
+    return name_in(low, bearer_names, 0) || name_in(low, strong, 1) ||
+           has_part(low, strong_parts) || strcmp(low, "key") == 0 ||
+           (m >= 5 && strcmp(low + m - 5, "token") == 0); /* private_token, oauth_token */
 }
 
 static int is_param_end(char c)
@@ -1658,6 +1701,23 @@ static size_t redact_params(const char *s, size_t n, char *out, char *dec, int m
     return changes;
 }
 
+/* Does s[0..n) start like a well-known API token (GitHub, GitLab, Slack,
+ * Stripe, OpenAI)? Identifiers refuse such a URL user name; other text
+ * replaces any user name that looks_like_credential. */
+static int known_token_prefix(const char *s, size_t n)
+{
+    static const char *const prefixes[] = {"ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_",
+                                           "glpat-", "xoxb-", "xoxp-", "xoxa-", "sk_live_",
+                                           "sk-", NULL};
+    for (size_t k = 0; prefixes[k]; k++) {
+        size_t pl = strlen(prefixes[k]);
+        if (n > pl + 8 && memcmp(s, prefixes[k], pl) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Where the authority of a URL-reference starts at s[i] ("//" at the start,
  * after a scheme's ':', after '=' or a parameter or fragment separator), the
  * index after the "//"; else 0. */
@@ -1712,8 +1772,9 @@ static size_t redact_userinfo(const char *s, size_t n, char *out, size_t *outn, 
             sep_in_userinfo |= s[k] == '&' || s[k] == ';';
         }
         /* the user name itself a token (GitHub's https://<token>:x-oauth-basic@) */
-        int user_token = !strict && at < n &&
-                         looks_like_credential(0, s + a, (colon < n ? colon : at) - a);
+        size_t ulen = at < n ? (colon < n ? colon : at) - a : 0;
+        int user_token = at < n && (strict ? known_token_prefix(s + a, ulen)
+                                           : looks_like_credential(0, s + a, ulen));
         size_t keep = colon < n && !user_token ? colon + 1 : a; /* through "user:", or "//" */
         if (at < n && sep_in_userinfo) {
             /* "&" or ";" before the '@': a parameter's name may hide in it
@@ -2326,8 +2387,10 @@ static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
      * (up to any NUL), the way the messages and metrics use them. */
     const val *id = &vw->attr[A_ID];
     char id_dec[TT_EV_MAX_ID + 1];
+    const val *raw = &vw->field[FIELD_TOKEN];
     if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID &&
-        !uri_has_credentials(id->s, id->n, id_dec, 1)) {
+        !uri_has_credentials(id->s, id->n, id_dec, 1) &&
+        !(raw->kind == V_STRING && raw->n >= 8 && memmem(id->s, id->n, raw->s, raw->n) != NULL)) {
         const char *nul = memchr(id->s, '\0', id->n);
         size_t n = nul ? (size_t)(nul - id->s) : id->n;
         memcpy(err->id, id->s, n);

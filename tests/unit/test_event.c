@@ -191,6 +191,9 @@ static const path_case path_cases[] = {
     /* user info first: a password may hold "&key=" */
     {"/x?u=https://bob:PWPRE&key=9x@host/", "/x?u=https://<redacted>/", "PWPRE"},
     {"/x#//u:pw5@h", "/x#//u:<redacted>@h", "pw5"},
+    /* auth and pass as parts of a name */
+    {"/x?auth_code=SPLX1&db.pass=Q2&sort_key=name", "/x?auth_code=<redacted>&db.pass=<redacted>&sort_key=name",
+     "SPLX1"},
     /* ordinary names are kept: author, passengers, bypass_cache */
     {"/books?author=bob&passengers=3&bypass_cache=1&compass=n",
      "/books?author=bob&passengers=3&bypass_cache=1&compass=n", NULL},
@@ -297,6 +300,11 @@ static const text_case text_cases[] = {
     /* resource is a URI-reference too */
     {"token.used", "\"resource\":\"https://bob:hunter5@api/\"", "", "data.resource",
      "https://bob:<redacted>@api/", "hunter5"},
+    /* an empty user (an API key as the password), and a UTF-8 password */
+    {"token.revoked", "\"reason\":\"Basic OnNrX2xpdmVfQUJDREVGR0hJSktMTU5PUA==\"", "", "data.reason",
+     "Basic <redacted>", "OnNrX2xp"},
+    {"token.revoked", "\"reason\":\"Basic dXNlcjpww6RzczEyMzQ=\"", "", "data.reason",
+     "Basic <redacted>", "dXNlcjpww6R"},
     /* words that decode to a ':' by chance are not Basic credentials */
     {"token.revoked", "\"reason\":\"Basic Only and Basic Operations\"", "", "data.reason",
      "Basic Only and Basic Operations", NULL},
@@ -387,6 +395,18 @@ static const refuse_case refuse_cases[] = {
     {"{\"specversion\":\"0.3\",\"type\":\"token.used\",\"time\":0,\"id\":\"Bearer " JWT "\","
      "\"source\":\"s\",\"data\":{\"token_id\":\"t\",\"resource\":\"r\"}}",
      "specversion: must be"},
+    {DOC("\"id\":\"e\",\"source\":\"https://gitlab.example/api?private_token=glpat-ABCDEFGHIJ1234567890\"",
+         "\"token_id\":\"t\",\"resource\":\"r\""),
+     "source: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"https://ghp_ABCDEFGHIJKLMNOP1234@github.com/o/r\"",
+         "\"token_id\":\"t\",\"resource\":\"r\""),
+     "source: holds a credential"},
+    {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"abc?auth_token=SECRET\",\"resource\":\"r\""),
+     "data.token_id: holds a credential"},
+    /* the raw token as the id of an event rejected for another reason */
+    {"{\"specversion\":\"1.0\",\"type\":\"token.used\",\"time\":\"x\",\"id\":\"gho_LEAKopaque0123456789\","
+     "\"source\":\"s\",\"data\":{\"token\":\"gho_LEAKopaque0123456789\",\"resource\":\"r\"}}",
+     "time: not a timestamp"},
     /* 252 bytes of minimal JWTs clean to 675: over client_id's 256 */
     {DOC("\"id\":\"e\",\"source\":\"s\"", "\"token_id\":\"t\",\"resource\":\"r\",\"client_id\":\"" JWT18 "\""),
      "data.client_id: longer than 256 bytes once the credentials in it are replaced"},
