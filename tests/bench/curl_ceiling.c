@@ -46,8 +46,15 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *url = argv[1];
-    int conns = atoi(argv[2]);
-    double secs = atof(argv[3]);
+    char *rest = NULL;
+    long conns = strtol(argv[2], &rest, 10);
+    if (rest == argv[2] || *rest != '\0' || conns > 100000) {
+        conns = 0;
+    }
+    double secs = strtod(argv[3], &rest);
+    if (rest == argv[3] || *rest != '\0') {
+        secs = 0;
+    }
     if (conns < 1 || secs <= 0) {
         fprintf(stderr, "curl_ceiling: CONNS must be >= 1 and SECONDS > 0\n");
         return 2;
@@ -59,7 +66,7 @@ int main(int argc, char **argv)
     CURL **easy = calloc((size_t)conns, sizeof *easy);
     if (!multi || !easy)
         return 2;
-    for (int i = 0; i < conns; i++) {
+    for (long i = 0; i < conns; i++) {
         easy[i] = curl_easy_init();
         curl_easy_setopt(easy[i], CURLOPT_URL, url);
         curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
@@ -97,7 +104,7 @@ int main(int argc, char **argv)
     printf("requests=%ld secs=%.2f user_us_per_req=%.1f sys_us_per_req=%.1f errors=%ld\n", done,
            wall, done ? (tv_us(r1.ru_utime) - tv_us(r0.ru_utime)) / (double)done : 0,
            done ? (tv_us(r1.ru_stime) - tv_us(r0.ru_stime)) / (double)done : 0, errors);
-    for (int i = 0; i < conns; i++) {
+    for (long i = 0; i < conns; i++) {
         curl_multi_remove_handle(multi, easy[i]);
         curl_easy_cleanup(easy[i]);
     }

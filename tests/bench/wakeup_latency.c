@@ -42,8 +42,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SECONDS [PERIOD_US]\n", argv[0]);
         return 2;
     }
-    double secs = atof(argv[1]);
-    long period_us = argc > 2 ? atol(argv[2]) : 1000;
+    char *end = NULL;
+    double secs = strtod(argv[1], &end);
+    if (end == argv[1] || *end != '\0') {
+        secs = 0;
+    }
+    long period_us = 1000;
+    if (argc > 2) {
+        period_us = strtol(argv[2], &end, 10);
+        if (end == argv[2] || *end != '\0' || period_us > 10000000) {
+            period_us = 0;
+        }
+    }
     if (secs <= 0 || period_us < 10) {
         fprintf(stderr, "wakeup_latency: SECONDS must be > 0 and PERIOD_US >= 10\n");
         return 2;

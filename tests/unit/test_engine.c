@@ -1116,7 +1116,7 @@ START_TEST(aev_scan_limits)
             size_t n = strlen(lim[i].pre), len = lim[i].max + extra;
             memcpy(body, lim[i].pre, n);
             memset(body + n, 'x', len);
-            strcpy(body + n + len, lim[i].post);
+            memcpy(body + n + len, lim[i].post, strlen(lim[i].post) + 1);
             tt_aev ev;
             char err[256] = "";
             int rc = tt_aev_scan(body, strlen(body), &ev, &sc, err, sizeof(err));
