@@ -846,7 +846,6 @@ static int fail_entry(tt_event_error *err, tt_reject_reason reason, const char *
     return -1;
 }
 
-static size_t clean_text(const char *s, size_t n, char *out, size_t *outn);
 static int uri_has_credentials(const char *s, size_t n, char *dec, int strict);
 
 /* Why an identifier that carries a credential is refused: identifiers are
@@ -2182,7 +2181,10 @@ static int put_extensions(const view *vw, json_t *out, tt_event_error *err)
     return 0;
 }
 
-static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error *err)
+/* id_secret: event_from_view found a credential in the id (checked once,
+ * there, since it decides whether rejections may echo the id too). */
+static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error *err,
+                       int id_secret)
 {
     const val *v = &vw->attr[A_SPECVERSION];
     if (v->kind == V_ABSENT) {
@@ -2215,10 +2217,7 @@ static int build_event(const view *vw, json_t *out, tt_event *ev, tt_event_error
         /* id and source name the event and decide duplicates: stored as
          * sent, so one that carries a credential is refused */
         char dec[TT_EV_MAX_SOURCE + 1];
-        if (uri_has_credentials(v->s, v->n, dec, 1)) {
-            if (i == 0) {
-                err->id[0] = '\0'; /* the answer must not echo it either */
-            }
+        if (i == 0 ? id_secret : uri_has_credentials(v->s, v->n, dec, 1)) {
             return fail(err, TT_REJ_BAD_VALUE, name, CREDENTIAL_PROBLEM);
         }
         copies[i] = mkstr(vw, v->s, v->n);
@@ -2363,9 +2362,6 @@ static int check_token_repeated(const view *vw, const json_t *out, tt_event_erro
     if (!holds_bytes(out, "", tok->s, tok->n, &where)) {
         return 0;
     }
-    if (strcmp(where, "id") == 0) {
-        err->id[0] = '\0'; /* the answer must not echo it */
-    }
     char name[80];
     snprintf(name, sizeof(name), "%s%.64s",
              json_object_get(json_object_get(out, "data"), where) ? "data." : "", where);
@@ -2388,8 +2384,10 @@ static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
     const val *id = &vw->attr[A_ID];
     char id_dec[TT_EV_MAX_ID + 1];
     const val *raw = &vw->field[FIELD_TOKEN];
-    if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID &&
-        !uri_has_credentials(id->s, id->n, id_dec, 1) &&
+    int id_secret = id->kind == V_STRING && id->n <= TT_EV_MAX_ID &&
+                    uri_has_credentials(id->s, id->n, id_dec, 1);
+    /* an id that holds a credential or the raw data.token is not echoed */
+    if (id->kind == V_STRING && id->n <= TT_EV_MAX_ID && !id_secret &&
         !(raw->kind == V_STRING && raw->n >= 8 && memmem(id->s, id->n, raw->s, raw->n) != NULL)) {
         const char *nul = memchr(id->s, '\0', id->n);
         size_t n = nul ? (size_t)(nul - id->s) : id->n;
@@ -2408,7 +2406,7 @@ static int event_from_view(const view *vw, tt_event *ev, tt_event_error *err)
     }
 
     json_t *out = json_object();
-    int rc = out == NULL ? fail_oom(err) : build_event(vw, out, ev, err);
+    int rc = out == NULL ? fail_oom(err) : build_event(vw, out, ev, err, id_secret);
     if (rc == 0) {
         rc = check_token_repeated(vw, out, err);
     }

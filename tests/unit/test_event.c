@@ -121,6 +121,19 @@ static const ok_case ok_cases[] = {
      TT_EV_INCIDENT_RESOLVED, NULL, "INC-7", INT64_C(1795333671123)},
 };
 
+/* Reads doc with reader 0 (tt_event_parse, in place) or 1 (jansson, then
+ * tt_event_from_json): the redaction tests run every case through both. */
+static int parse_with(int reader, const char *doc, tt_event *ev, tt_event_error *err)
+{
+    if (reader == 0) {
+        return tt_event_parse(doc, strlen(doc), ev, err);
+    }
+    json_t *in = load(doc);
+    int rc = tt_event_from_json(in, ev, err);
+    json_decref(in);
+    return rc;
+}
+
 /* data.path: credentials in the query, the fragment or a URL's user info
  * never reach the output; a bearer token becomes its fingerprint, so
  * access_token=abc shows the token_id of token "abc". */
@@ -211,14 +224,7 @@ START_TEST(test_path_redaction)
     for (int reader = 0; reader < 2; reader++) {
         tt_event ev;
         tt_event_error err;
-        int rc;
-        if (reader == 0) {
-            rc = tt_event_parse(buf, strlen(buf), &ev, &err);
-        } else {
-            json_t *in = load(buf);
-            rc = tt_event_from_json(in, &ev, &err);
-            json_decref(in);
-        }
+        int rc = parse_with(reader, buf, &ev, &err);
         ck_assert_msg(rc == 0, "%s rejected: %s", c->in, err.msg);
         json_t *data = json_object_get(ev.json, "data");
         const char *got = json_string_value(json_object_get(data, "path"));
@@ -418,14 +424,7 @@ START_TEST(test_credentials_refused)
     for (int reader = 0; reader < 2; reader++) {
         tt_event ev;
         tt_event_error err;
-        int rc;
-        if (reader == 0) {
-            rc = tt_event_parse(c->doc, strlen(c->doc), &ev, &err);
-        } else {
-            json_t *in = load(c->doc);
-            rc = tt_event_from_json(in, &ev, &err);
-            json_decref(in);
-        }
+        int rc = parse_with(reader, c->doc, &ev, &err);
         ck_assert_msg(rc == -1, "reader %d accepted %s", reader, c->doc);
         ck_assert_msg(strncmp(err.msg, c->msg, strlen(c->msg)) == 0, "reader %d: '%s', want '%s...'",
                       reader, err.msg, c->msg);
@@ -500,14 +499,7 @@ START_TEST(test_text_redaction)
     for (int reader = 0; reader < 2; reader++) {
         tt_event ev;
         tt_event_error err;
-        int rc;
-        if (reader == 0) {
-            rc = tt_event_parse(buf, strlen(buf), &ev, &err);
-        } else {
-            json_t *in = load(buf);
-            rc = tt_event_from_json(in, &ev, &err);
-            json_decref(in);
-        }
+        int rc = parse_with(reader, buf, &ev, &err);
         ck_assert_msg(rc == 0, "%s rejected: %s", buf, err.msg);
         json_t *obj = ev.json;
         const char *key = c->ptr;
